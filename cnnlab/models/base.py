@@ -1,0 +1,132 @@
+"""The interface every cnnlab model shares (timm's, so tools work on any of them).
+
+``forward_features(x)`` → last feature map, ``forward_head(x)`` → logits,
+``reset_classifier(n)``, ``feature_info`` (the module ending each stride, for
+``features_only=True``), and ``min_input_size``: smaller inputs raise a ``ValueError`` that
+names the minimum instead of failing deep inside a layer.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+def check_arg(ok: bool, message: str) -> None:
+    """Raise the ``ValueError`` a user sees for an invalid builder argument."""
+    if not ok:
+        raise ValueError(message)
+
+
+class ClassifierHead(nn.Module):
+    """Global pooling (or flatten), dropout, then a linear classifier (``fc``)."""
+
+    def __init__(self, in_features: int, num_classes: int, pool: str = "avg",
+                 drop_rate: float = 0.0):
+        super().__init__()
+        check_arg(pool in ("avg", "max", "flatten", ""), f"unknown pool {pool!r}")
+        self.in_features = in_features
+        self.pool = {"avg": nn.AdaptiveAvgPool2d(1), "max": nn.AdaptiveMaxPool2d(1)}.get(
+            pool, nn.Identity())
+        self.flatten = nn.Flatten(1) if pool else nn.Identity()
+        self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
+        self.fc = nn.Linear(in_features, num_classes) if num_classes else nn.Identity()
+
+    def reset(self, num_classes: int) -> None:
+        device = next(self.parameters(), torch.empty(0)).device
+        self.fc = nn.Linear(self.in_features, num_classes, device=device) if num_classes \
+            else nn.Identity()
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.drop(self.flatten(self.pool(x)))
+        return x if pre_logits else self.fc(x)
+
+
+class ConvNet(nn.Module):
+    """Base class: a feature extractor followed by ``self.head`` (a :class:`ClassifierHead`
+    unless the subclass overrides ``forward_head``/``reset_classifier``)."""
+
+    min_input_size: int = 1
+    feature_info: list[dict] = []
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        return self.head(x, pre_logits=pre_logits)
+
+    def get_classifier(self) -> nn.Module:
+        return self.head.fc
+
+    def reset_classifier(self, num_classes: int) -> None:
+        self.head.reset(num_classes)
+        self.num_classes = num_classes
+
+    def check_input(self, x: torch.Tensor) -> None:
+        size = min(x.shape[-2:]) if x.dim() >= 3 else None
+        if size is not None and size < self.min_input_size:
+            name = getattr(self, "model_name", type(self).__name__)
+            raise ValueError(
+                f"{name} needs inputs of at least {self.min_input_size}x{self.min_input_size}"
+                f" pixels, got {tuple(x.shape[-2:])}"
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.forward_head(self.forward_features(x))
+
+
+class _Stop(Exception):
+    pass
+
+
+class FeatureExtractor(nn.Module):
+    """Runs a model's ``forward_features`` and returns the map at the end of each stride.
+
+    The model's ``feature_info`` names the modules (``{"module", "reduction", "channels"}``);
+    the head is never run and the pass stops after the last requested map.
+    """
+
+    def __init__(self, model: nn.Module, out_indices: tuple[int, ...] | None = None):
+        super().__init__()
+        info = list(getattr(model, "feature_info", []))
+        if not info:
+            raise ValueError(f"{type(model).__name__} does not declare feature_info")
+        if out_indices is not None:
+            info = [info[i] for i in out_indices]
+        self.model = model
+        self.feature_info = info
+        self.model_name = getattr(model, "model_name", type(model).__name__)
+
+    @property
+    def channels(self) -> list[int]:
+        return [f["channels"] for f in self.feature_info]
+
+    @property
+    def reductions(self) -> list[int]:
+        return [f["reduction"] for f in self.feature_info]
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        modules = dict(self.model.named_modules())
+        outs: dict[str, torch.Tensor] = {}
+        last = self.feature_info[-1]["module"]
+
+        def hook_for(name):
+            def hook(module, args, out):
+                outs[name] = out
+                if name == last:
+                    raise _Stop
+            return hook
+
+        hooks = [modules[f["module"]].register_forward_hook(hook_for(f["module"]))
+                 for f in self.feature_info]
+        try:
+            if hasattr(self.model, "check_input"):
+                self.model.check_input(x)
+            self.model.forward_features(x)
+        except _Stop:
+            pass
+        finally:
+            for h in hooks:
+                h.remove()
+        return [outs[f["module"]] for f in self.feature_info]

@@ -1,0 +1,221 @@
+"""Model registry: ``create_model``, ``list_models`` and ``@register_model``.
+
+Every builder is registered together with the paper it comes from and the paper's reference
+figures (parameters, multiply-adds, accuracy, the table they are printed in). ``cnnlab verify``
+checks the figures against the profiler; see :mod:`cnnlab.verify`.
+
+A figure is written as the paper prints it, e.g. ``"4.2M"`` or ``"569M"``: the tolerance is
+half a unit in its last printed digit, so a figure passes exactly when the network's count
+rounds to what the paper printed. An ``int`` is an exact count. Where a paper's figure is not
+the network's, the reference records the network's count as ``exact_params``/``exact_macs``
+together with a ``note`` that says why; ``verify`` then checks the exact count and shows the
+paper's figure beside it.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch.nn as nn
+
+
+@dataclass(frozen=True)
+class Paper:
+    title: str
+    authors: str
+    year: int
+    arxiv: str = ""
+
+    def cite(self) -> str:
+        arxiv = f", arXiv:{self.arxiv}" if self.arxiv else ""
+        return f"{self.authors} ({self.year}), {self.title}{arxiv}"
+
+
+_UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9}
+_FIGURE = re.compile(r"^\s*([0-9][0-9,]*(?:\.([0-9]+))?)\s*([KMGB]?)\s*$")
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A number as printed in a paper: ``value`` with the tolerance its printed digits imply."""
+
+    value: float
+    tol: float  # absolute
+    text: str
+
+    @classmethod
+    def parse(cls, spec: int | float | str) -> Figure:
+        if isinstance(spec, bool):
+            raise ValueError(f"not a figure: {spec!r}")
+        if isinstance(spec, int):
+            return cls(float(spec), 0.0, f"{spec:,}")
+        if isinstance(spec, float):
+            raise ValueError(
+                f"write paper figures as printed strings ('4.2M') or exact ints, not {spec!r}"
+            )
+        m = _FIGURE.match(spec)
+        if not m:
+            raise ValueError(f"cannot read paper figure {spec!r} (expected e.g. '4.2M', '569M')")
+        digits, frac, unit = m.group(1).replace(",", ""), m.group(2) or "", m.group(3)
+        scale = _UNITS[unit]
+        return cls(float(digits) * scale, 0.5 * 10 ** (-len(frac)) * scale, spec.strip())
+
+    def matches(self, measured: float) -> bool:
+        return abs(measured - self.value) <= self.tol * (1 + 1e-9) + 1e-9
+
+
+@dataclass(frozen=True)
+class Reference:
+    """A paper's figures for one configuration of a model."""
+
+    input_size: tuple[int, ...]
+    table: str
+    params: Figure | None = None
+    macs: Figure | None = None
+    exact_params: Figure | None = None
+    exact_macs: Figure | None = None
+    top1: float | None = None
+    top5: float | None = None
+    note: str = ""
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], default_input: tuple[int, ...]) -> Reference:
+        d = dict(d)
+        known = {"input_size", "table", "params", "macs", "exact_params", "exact_macs",
+                 "top1", "top5", "note", "kwargs"}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown reference keys {sorted(unknown)}")
+        if "table" not in d:
+            raise ValueError("a reference must name the table its figures come from")
+        if ("exact_params" in d or "exact_macs" in d) and not d.get("note"):
+            raise ValueError("a reference with exact counts that differ from the paper needs"
+                             " a note")
+        fig = {k: Figure.parse(d[k]) for k in ("params", "macs", "exact_params", "exact_macs")
+               if d.get(k) is not None}
+        return cls(
+            input_size=tuple(d.get("input_size", default_input)),
+            table=d["table"],
+            top1=d.get("top1"),
+            top5=d.get("top5"),
+            note=d.get("note", ""),
+            kwargs=dict(d.get("kwargs", {})),
+            **fig,
+        )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    builder: Callable[..., nn.Module]
+    family: str
+    paper: Paper | None
+    input_size: tuple[int, ...]
+    num_classes: int
+    references: tuple[Reference, ...]
+    defaults: dict[str, Any]
+
+    @property
+    def doc(self) -> str:
+        return inspect.getdoc(self.builder) or ""
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    fn: Callable | None = None,
+    *,
+    name: str | None = None,
+    paper: Paper | None = None,
+    input_size: tuple[int, ...] = (3, 224, 224),
+    num_classes: int = 1000,
+    reference: dict | list[dict] | None = None,
+    defaults: dict[str, Any] | None = None,
+):
+    """Register a model builder.
+
+    ``reference`` is one dict or a list of dicts (one per configuration the paper reports,
+    e.g. each width multiplier), with keys ``params``, ``macs`` (figures as printed), ``table``,
+    ``input_size``, ``top1``, ``top5``, ``kwargs`` (builder arguments for that row),
+    and, where the paper's figure is not the network's, ``exact_params``/``exact_macs`` and
+    ``note``. ``defaults`` are builder keyword arguments bound under this name, so one builder
+    can be registered under several names (``vgg16`` = ``vgg_d``).
+    """
+
+    def wrap(builder: Callable) -> Callable:
+        model_name = name or builder.__name__
+        if model_name in _REGISTRY:
+            raise ValueError(f"model {model_name!r} is registered twice")
+        refs = reference if isinstance(reference, list) else [reference] if reference else []
+        family = builder.__module__.rsplit(".", 1)[-1]
+        _REGISTRY[model_name] = ModelInfo(
+            name=model_name,
+            builder=builder,
+            family=family,
+            paper=paper,
+            input_size=tuple(input_size),
+            num_classes=num_classes,
+            references=tuple(Reference.from_dict(r, tuple(input_size)) for r in refs),
+            defaults=dict(defaults or {}),
+        )
+        return builder
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def _load_models() -> None:
+    import cnnlab.models  # noqa: F401  (registers every family)
+
+
+def list_models(pattern: str | list[str] | None = None) -> list[str]:
+    """Sorted registered names, optionally filtered by glob pattern(s)."""
+    _load_models()
+    names = sorted(_REGISTRY)
+    if pattern is None:
+        return names
+    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
+def model_info(name: str) -> ModelInfo:
+    _load_models()
+    if name not in _REGISTRY:
+        close = difflib.get_close_matches(name, list(_REGISTRY), n=5, cutoff=0.5)
+        if not close:
+            close = [n for n in sorted(_REGISTRY) if n.startswith(name.split("_")[0])][:5]
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see `cnnlab list`"
+        raise ValueError(f"unknown model {name!r}{hint}")
+    return _REGISTRY[name]
+
+
+def create_model(name: str, *, features_only: bool = False, **kwargs) -> nn.Module:
+    """Build a registered model: ``create_model("mobilenet_v1", width_mult=0.5)``.
+
+    Keyword arguments go to the builder (``num_classes``, ``in_chans``, ``drop_rate`` and the
+    family's own, e.g. ``width_mult``). Unknown keywords raise ``ValueError`` naming the valid
+    ones. ``features_only=True`` returns a :class:`cnnlab.models.base.FeatureExtractor` that
+    yields the feature maps at each stride.
+    """
+    info = model_info(name)
+    params = inspect.signature(info.builder).parameters
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    if not takes_any:
+        bad = [k for k in kwargs if k not in params]
+        if bad:
+            valid = ", ".join(p for p in params if p != "kwargs")
+            raise ValueError(f"{name}: unknown argument(s) {', '.join(bad)}; valid: {valid}")
+    model = info.builder(**{**info.defaults, **kwargs})
+    model.model_name = name
+    if features_only:
+        from cnnlab.models.base import FeatureExtractor
+
+        return FeatureExtractor(model)
+    return model

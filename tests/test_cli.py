@@ -1,0 +1,73 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cnnlab.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_and_json(capsys):
+    code, out, _ = run(capsys, "list", "vgg1*")
+    assert code == 0 and "vgg16_bn" in out
+    code, out, _ = run(capsys, "list", "--json")
+    names = [m["name"] for m in json.loads(out)]
+    assert "mobilenet_v1" in names and names == sorted(names)
+
+
+def test_summary_table_and_json(capsys):
+    code, out, _ = run(capsys, "summary", "mobilenet_v1", "--set", "width_mult=0.5",
+                       "--input-size", "3x160x160")
+    assert code == 0 and "features.block13" in out and "3x160x160" in out
+    code, out, _ = run(capsys, "summary", "lenet5", "--json")
+    d = json.loads(out)
+    assert d["params"] == 60_000 and d["flops"] == 2 * d["macs"] and d["layers"]
+
+
+def test_summary_by_type(capsys):
+    code, out, _ = run(capsys, "summary", "mobilenet_v1", "--by-type")
+    assert code == 0 and "94.86%" in out and "conv dw 3x3" in out
+
+
+def test_compare(capsys):
+    code, out, _ = run(capsys, "compare", "mobilenet_v1", "vgg16", "--json")
+    rows = json.loads(out)
+    assert [r["model"] for r in rows] == ["mobilenet_v1", "vgg16"]
+    assert rows[1]["params"] == 138_357_544
+
+
+def test_verify_cli(capsys):
+    code, out, _ = run(capsys, "verify", "mobilenet*")
+    assert code == 0 and "FAIL" not in out and "match their papers" in out
+    code, out, _ = run(capsys, "verify", "vgg_d", "--json")
+    assert code == 0 and json.loads(out)["ok"] is True
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["summary", "nosuchnet"], "unknown model"),
+    (["summary", "mobilenet_v"], "did you mean"),
+    (["summary", "lenet5", "--input-size", "3xx"], "malformed input size"),
+    (["summary", "lenet5", "--input-size", "0x32x32"], "malformed input size"),
+    (["summary", "vgg16", "--input-size", "3x8x8"], "at least 32x32"),
+    (["summary", "mobilenet_v1", "--set", "width_mult=-1"], "width_mult must be"),
+    (["summary", "mobilenet_v1", "--set", "bogus=1"], "unknown argument"),
+    (["summary", "mobilenet_v1", "--set", "novalue"], "key=value"),
+    (["verify", "zzz*"], "no model"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_exit_2(capsys, argv, message):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_console_script_exit_code():
+    r = subprocess.run([sys.executable, "-m", "cnnlab", "summary", "nosuchnet"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.startswith("cnnlab: error: unknown model")
