@@ -68,7 +68,9 @@ class PartialConv(nn.Module):
                                  persistent=False)
             self.convs.append(nn.Conv2d(n * len(rows), len(rows), kernel_size, groups=len(rows)))
         self.sizes = sizes
-        self.register_buffer("order", torch.argsort(torch.tensor(order)), persistent=False)
+        # the inverse permutation, in Python: argsort on meta imports torch's meta registry
+        inverse = sorted(range(len(order)), key=order.__getitem__)
+        self.register_buffer("order", torch.tensor(inverse), persistent=False)
 
     def forward(self, x):
         outs = [conv(x.index_select(1, getattr(self, f"index{n}")))
@@ -84,8 +86,8 @@ class RBFOutput(nn.Module):
     def __init__(self, in_features: int, num_classes: int):
         super().__init__()
         g = torch.Generator().manual_seed(1998)
-        code = torch.randint(0, 2, (num_classes, in_features), generator=g).float() * 2 - 1
-        self.register_buffer("prototypes", code)
+        code = torch.randint(0, 2, (num_classes, in_features), generator=g, device="cpu")
+        self.register_buffer("prototypes", (code * 2 - 1).float())
 
     def forward(self, x):
         d = x.unsqueeze(1) - self.prototypes
