@@ -161,3 +161,20 @@ def test_measure_latency_on_cpu():
     p = profile(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), (3, 16, 16), measure=True,
                 runs=3, warmup=1)
     assert p.latency_ms is not None and p.latency_ms > 0
+
+
+def test_reductions_and_resize_shapes_match_pytorch():
+    class Net(nn.Module):
+        def forward(self, x):
+            a = x.mean((2, 3), keepdim=True)
+            b = x.sum(1)
+            c = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            d = F.interpolate(x, size=(7, 5), mode="nearest")
+            e = torch.mean(x)
+            return a, b, c, d, e
+
+    x = torch.zeros(1, 3, 6, 6)
+    real = Net()(x)
+    p = profile(Net(), (3, 6, 6))
+    assert [r.output_shape for r in p.rows] == [tuple(t.shape) for t in real]
+    assert p.macs == 0 and p.other_ops["reduce"] == 3 * 108

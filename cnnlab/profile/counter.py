@@ -396,7 +396,44 @@ def _cat(counter, name, args, kwargs):
     return _empty(shape, first)
 
 
+def _reduce(counter, name, args, kwargs):
+    x = args[0]
+    dim = _arg(args, kwargs, 1, "dim", None)
+    keepdim = _arg(args, kwargs, 2, "keepdim", False)
+    if not isinstance(x, torch.Tensor) or not isinstance(keepdim, bool) or (
+            dim is not None and not isinstance(dim, (int, tuple, list))):
+        raise _FallThrough
+    dims = range(x.dim()) if dim is None or dim == [] else (
+        [dim] if isinstance(dim, int) else list(dim))
+    dims = {d % x.dim() for d in dims}
+    out_shape = tuple(1 if i in dims else s for i, s in enumerate(x.shape) if keepdim or i not in
+                      dims)
+    counter._record(name, "reduce", [x], out_shape, 0, 0, x.numel(), 0, x.element_size())
+    return _empty(out_shape, x)
+
+
+def _interpolate(counter, name, args, kwargs):
+    x = args[0]
+    size = _arg(args, kwargs, 1, "size", None)
+    scale = _arg(args, kwargs, 2, "scale_factor", None)
+    nd = x.dim() - 2
+    if size is not None:
+        out = _tuple(size, nd)
+    elif scale is not None:
+        out = tuple(int(math.floor(s * f)) for s, f in zip(x.shape[2:], _tuple(scale, nd)))
+    else:
+        raise _FallThrough
+    out_shape = (*x.shape[:2], *out)
+    if min(out) <= 0:
+        counter._too_small(name, x.shape, out_shape)
+    counter._record(name, "resize", [x], out_shape, 0, 0, _numel(out_shape), 0,
+                    x.element_size())
+    return _empty(out_shape, x)
+
+
 _HANDLERS = {
+    **{n: _reduce for n in ("mean", "sum", "amax", "amin")},
+    "interpolate": _interpolate,
     **{f"conv{n}d": _conv for n in (1, 2, 3)},
     **{f"conv_transpose{n}d": _conv_transpose for n in (1, 2, 3)},
     "linear": _linear,
