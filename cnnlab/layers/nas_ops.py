@@ -17,7 +17,6 @@ strides). Average pooling ignores padded positions, as TF's "SAME" pooling does.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,19 +25,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnlab.layers.conv import ConvNormAct
-
-
-class SeparableConv2d(nn.Sequential):
-    """Depthwise k×k (one filter per input channel) then pointwise 1×1, no norm between."""
-
-    def __init__(self, in_chs: int, out_chs: int, kernel_size: int, stride: int = 1,
-                 dilation: int = 1):
-        pad = (kernel_size - 1) // 2 * dilation
-        super().__init__(OrderedDict(
-            depthwise=nn.Conv2d(in_chs, in_chs, kernel_size, stride, pad, dilation=dilation,
-                                groups=in_chs, bias=False),
-            pointwise=nn.Conv2d(in_chs, out_chs, 1, bias=False),
-        ))
+from cnnlab.layers.inverted_residual import drop_path
+from cnnlab.layers.separable import SeparableConv2d
 
 
 class SepConv(nn.Module):
@@ -178,14 +166,6 @@ class Genotype:
                     raise ValueError(f"unknown operation {op!r}; choose from {sorted(OPS)}")
         if any(not 0 <= i < 2 + len(self.nodes) for i in self.concat):
             raise ValueError(f"concat {self.concat} names a hidden state that does not exist")
-
-
-def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
-    """Zero a whole hidden state per example with probability ``p`` (ScheduledDropPath)."""
-    if p <= 0 or not training:
-        return x
-    keep = x.new_empty(x.shape[0], 1, 1, 1).bernoulli_(1 - p)
-    return x * keep / (1 - p)
 
 
 class Cell(nn.Module):
