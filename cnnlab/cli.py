@@ -14,7 +14,7 @@ import json
 import sys
 
 # Tool modules that add their own sub-commands through ``add_commands(subparsers)``.
-EXTENSIONS: list[str] = []
+EXTENSIONS: list[str] = ["cnnlab.compress.cli"]
 
 
 class CliError(Exception):
@@ -180,6 +180,27 @@ def cmd_verify(args) -> int:
     return 1 if bad else 0
 
 
+def cmd_export(args) -> int:
+    from cnnlab.export import export_onnx
+    from cnnlab.registry import create_model
+
+    kwargs = parse_sets(args.set)
+    size = resolve_input(args.model, parse_size(args.input_size) if args.input_size else None,
+                         kwargs)
+    model = create_model(args.model, **kwargs)
+    if args.checkpoint:
+        from cnnlab.train.checkpoint import load_checkpoint
+
+        load_checkpoint(args.checkpoint, model)
+    report = export_onnx(model, args.output, size, opset=args.opset)
+    if args.json:
+        _emit(report)
+    else:
+        print(f"wrote {report['path']} ({report['bytes']:,} bytes, opset {report['opset']}); "
+              f"onnxruntime matches PyTorch (max abs diff {report['max_abs_diff']:.2g})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="cnnlab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -214,6 +235,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("pattern", nargs="?")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("export", help="export to ONNX, checked in onnxruntime")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", required=True, help="file.onnx")
+    p.add_argument("--checkpoint", help="weights to load (a cnnlab checkpoint)")
+    p.add_argument("--input-size", help="CxHxW, e.g. 3x224x224")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE")
+    p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_export)
 
     for mod in EXTENSIONS:
         importlib.import_module(mod).add_commands(sub)

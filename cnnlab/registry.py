@@ -201,8 +201,9 @@ def create_model(name: str, *, features_only: bool = False, **kwargs) -> nn.Modu
 
     Keyword arguments go to the builder (``num_classes``, ``in_chans``, ``drop_rate`` and the
     family's own, e.g. ``width_mult``). Unknown keywords raise ``ValueError`` naming the valid
-    ones. ``features_only=True`` returns a :class:`cnnlab.models.base.FeatureExtractor` that
-    yields the feature maps at each stride.
+    ones. The model's ``init_weights()`` runs once it is built (a no-op under
+    :func:`cnnlab.profile.skip_init`). ``features_only=True`` returns a
+    :class:`cnnlab.models.base.FeatureExtractor` that yields the feature maps at each stride.
     """
     info = model_info(name)
     params = inspect.signature(info.builder).parameters
@@ -213,6 +214,8 @@ def create_model(name: str, *, features_only: bool = False, **kwargs) -> nn.Modu
             valid = ", ".join(p for p in params if p != "kwargs")
             raise ValueError(f"{name}: unknown argument(s) {', '.join(bad)}; valid: {valid}")
     model = info.builder(**{**info.defaults, **kwargs})
+    if hasattr(model, "init_weights"):
+        model.init_weights()
     model.model_name = name
     if features_only:
         from cnnlab.models.base import FeatureExtractor

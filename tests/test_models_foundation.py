@@ -85,27 +85,28 @@ def test_small_models_forward_backward(name):
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
 
 
-def test_every_model_runs_on_meta():
-    for name in cnnlab.list_models():
-        m = build_on_meta(name)
-        m.eval()
-        out = m(torch.empty(1, *cnnlab.model_info(name).input_size, device="meta"))
-        # classifiers give (1, classes); dense models (1, classes, H, W)
-        assert out.shape[:2] == (1, cnnlab.model_info(name).num_classes), name
+@pytest.mark.parametrize("name", cnnlab.list_models())
+def test_every_model_runs_on_meta(name):
+    m = build_on_meta(name)
+    m.eval()
+    out = m(torch.empty(1, *cnnlab.model_info(name).input_size, device="meta"))
+    # classifiers give (1, classes); dense models (1, classes, H, W)
+    assert out.shape[:2] == (1, cnnlab.model_info(name).num_classes)
 
 
-def test_min_input_size_is_exact():
+FIXED_SIZE = {"lenet_300_100", "lenet5_caffe"}  # checked in their own test
+
+
+@pytest.mark.parametrize("name", [n for n in cnnlab.list_models() if n not in FIXED_SIZE])
+def test_min_input_size_is_exact(name):
     """The declared minimum runs; one pixel less is refused with a message naming it."""
-    for name in cnnlab.list_models():
-        m = build_on_meta(name)
-        lo = m.min_input_size
-        c = cnnlab.model_info(name).input_size[0]
-        if name in ("lenet_300_100", "lenet5_caffe"):
-            continue  # fixed-size inputs, checked in their own test
-        cnnlab.profile(m, (c, lo, lo))
-        if lo > 1:
-            with pytest.raises(ValueError, match=f"at least {lo}x{lo}|input too small"):
-                cnnlab.profile(m, (c, lo - 1, lo - 1))
+    m = build_on_meta(name)
+    lo = m.min_input_size
+    c = cnnlab.model_info(name).input_size[0]
+    cnnlab.profile(m, (c, lo, lo))
+    if lo > 1:
+        with pytest.raises(ValueError, match=f"at least {lo}x{lo}|input too small"):
+            cnnlab.profile(m, (c, lo - 1, lo - 1))
 
 
 def test_fixed_size_models_name_their_size():

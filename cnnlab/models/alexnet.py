@@ -60,6 +60,16 @@ class AlexNet(ConvNet):
             nn.Dropout(drop_rate), nn.Linear(4096, 4096), nn.ReLU(inplace=True))
         self.head = ClassifierHead(4096, num_classes, pool="")
 
+    def init_weights(self):
+        # Sec. 5 / Caffe's reference: N(0, 0.01) conv, N(0, 0.005) hidden FC, N(0, 0.01)
+        # classifier; biases 1 in conv2, conv4, conv5 and the hidden FC layers, else 0
+        for name, m in self.named_modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                hidden_fc = isinstance(m, nn.Linear) and name.startswith("classifier")
+                nn.init.normal_(m.weight, 0, 0.005 if hidden_fc else 0.01)
+                one = hidden_fc or name in ("features.conv2", "features.conv4", "features.conv5")
+                nn.init.constant_(m.bias, 1.0 if one else 0.0)
+
     def forward_features(self, x):
         return self.features(x)
 

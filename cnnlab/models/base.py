@@ -42,12 +42,38 @@ class ClassifierHead(nn.Module):
         return x if pre_logits else self.fc(x)
 
 
+def default_init(model: nn.Module) -> None:
+    """He et al. 2015 ("Delving deep") normal init, fan-out, for convolutions; BN/GN at
+    identity; linear layers N(0, 0.01). PyTorch's own default (uniform, a=√5) shrinks the
+    signal by about √3 per layer, which stalls deep networks without BN."""
+    for m in model.modules():
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d)):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d, nn.GroupNorm, nn.LayerNorm)):
+            if m.weight is not None:
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, 0, 0.01)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 class ConvNet(nn.Module):
     """Base class: a feature extractor followed by ``self.head`` (a :class:`ClassifierHead`
-    unless the subclass overrides ``forward_head``/``reset_classifier``)."""
+    unless the subclass overrides ``forward_head``/``reset_classifier``).
+
+    ``create_model`` calls ``init_weights()`` once the model is built; a family whose paper
+    prescribes an initialisation overrides it.
+    """
 
     min_input_size: int = 1
     feature_info: list[dict] = []
+
+    def init_weights(self) -> None:
+        default_init(self)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -63,6 +89,8 @@ class ConvNet(nn.Module):
         self.num_classes = num_classes
 
     def check_input(self, x: torch.Tensor) -> None:
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():
+            return  # a Python-level check would be frozen into the graph
         size = min(x.shape[-2:]) if x.dim() >= 3 else None
         if size is not None and size < self.min_input_size:
             name = getattr(self, "model_name", type(self).__name__)

@@ -87,7 +87,7 @@ class RBFOutput(nn.Module):
         super().__init__()
         g = torch.Generator().manual_seed(1998)
         code = torch.randint(0, 2, (num_classes, in_features), generator=g, device="cpu")
-        self.register_buffer("prototypes", (code * 2 - 1).float())
+        self.register_buffer("prototypes", (code * 2 - 1).float().to(torch.get_default_device()))
 
     def forward(self, x):
         d = x.unsqueeze(1) - self.prototypes
@@ -117,6 +117,16 @@ class LeNet5(ConvNet):
         self.feature_info = [dict(module="features.act2", reduction=2, channels=6),
                              dict(module="features.act4", reduction=4, channels=16),
                              dict(module="features.act5", reduction=32, channels=120)]
+
+    def init_weights(self):
+        if isinstance(self.output, nn.Linear):
+            return super().init_weights()
+        # Appendix C: weights uniform in ±2.4/F_i, F_i the unit's fan-in
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                fan_in = m.weight[0].numel()
+                nn.init.uniform_(m.weight, -2.4 / fan_in, 2.4 / fan_in)
+                nn.init.uniform_(m.bias, -2.4 / fan_in, 2.4 / fan_in)
 
     def forward_features(self, x):
         return self.features(x)

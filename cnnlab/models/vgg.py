@@ -62,6 +62,17 @@ class VGGNet(ConvNet):
             nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(drop_rate))
         self.head = ClassifierHead(4096, num_classes, pool="")
 
+    def init_weights(self):
+        # Sec. 3.1: "initialise the weights without pre-training by using the random
+        # initialisation procedure of Glorot & Bengio (2010)", biases zero
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
     def forward_features(self, x):
         return self.features(x)
 
