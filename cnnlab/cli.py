@@ -147,6 +147,18 @@ def cmd_compare(args) -> int:
         size = resolve_input(name, parse_size(args.input_size) if args.input_size else None,
                              kwargs)
         results.append(profile(name, size, measure=args.measure, **kwargs))
+    if args.plot:
+        from cnnlab.plot import plot_tradeoff
+        from cnnlab.registry import model_info
+
+        def top1(name, prof):
+            for ref in model_info(name).references:
+                if tuple(ref.input_size) == prof.input_size and not ref.kwargs:
+                    return ref.top1
+            return None
+
+        plot_tradeoff([{"model": r.model, "macs": r.macs, "params": r.params,
+                        "top1": top1(n, r)} for n, r in zip(args.models, results)], args.plot)
     if args.json:
         _emit([r.to_dict(rows=False) for r in results])
         return 0
@@ -229,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="totals of several models side by side")
     p.add_argument("models", nargs="+")
     model_opts(p)
+    p.add_argument("--plot", metavar="PNG", help="also plot top-1 (or params) vs mult-adds")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("verify", help="check every model's counts against its paper")

@@ -71,3 +71,11 @@ def test_console_script_exit_code():
     r = subprocess.run([sys.executable, "-m", "cnnlab", "summary", "nosuchnet"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.startswith("cnnlab: error: unknown model")
+
+
+def test_compare_plot_writes_a_png(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "zoo.png"
+    assert main(["compare", "mobilenet_v1", "vgg16", "--plot", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert oct(out.stat().st_mode & 0o777) != oct(0o600)
