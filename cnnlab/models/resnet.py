@@ -1,0 +1,176 @@
+"""ResNet for ImageNet (He et al. 2015, Table 1), its plain counterparts, and the
+pre-activation ResNet (He et al. 2016).
+
+Stacked layers learn a residual F(x) = H(x) − x that a shortcut adds back to x (Sec. 3.1).
+Stem: 7×7/2 convolution, 3×3/2 max pool (Table 1; deck 001's "2×2 max pooling" is not the
+paper's). Stages conv2_x…conv5_x halve the resolution in their first block. Shortcut
+options A/B/C (Sec. 3.3, Table 3) are in :mod:`cnnlab.layers.resnet_blocks`; the paper uses B.
+
+ResNet-50/101/152 stride the first 1×1 of a bottleneck (the paper, Caffe models, "v1");
+``stride_in_1x1=False`` strides the 3×3 ("v1.5", torchvision, and the ResNeXt paper's
+ResNet-50 baseline): 3.86 G vs 4.09 G mult-adds for ResNet-50.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch.nn as nn
+
+from cnnlab.layers import ConvNormAct
+from cnnlab.layers.resnet_blocks import (
+    SHORTCUTS,
+    BasicBlock,
+    Bottleneck,
+    PreActBasicBlock,
+    PreActBottleneck,
+)
+from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
+from cnnlab.registry import Paper, register_model
+
+RESNET = Paper("Deep Residual Learning for Image Recognition", "He, Zhang, Ren, Sun", 2015,
+               "1512.03385")
+PREACT = Paper("Identity Mappings in Deep Residual Networks", "He, Zhang, Ren, Sun", 2016,
+               "1603.05027")
+
+STEM = 64  # conv1: 7×7, 64, stride 2; then 3×3 max pool, stride 2
+WIDTHS = [64, 128, 256, 512]  # conv2_x … conv5_x; a bottleneck's last 1×1 has 4× as many
+EXPANSION = {"basic": 1, "bottleneck": 4}
+# Table 1: block type and number of blocks in conv2_x, conv3_x, conv4_x, conv5_x
+LAYERS = {
+    18: ("basic", [2, 2, 2, 2]),
+    34: ("basic", [3, 4, 6, 3]),
+    50: ("bottleneck", [3, 4, 6, 3]),
+    101: ("bottleneck", [3, 4, 23, 3]),
+    152: ("bottleneck", [3, 8, 36, 3]),
+    200: ("bottleneck", [3, 24, 36, 3]),  # He et al. 2016, Sec. 5 (pre-activation only)
+}
+
+
+class ResNet(ConvNet):
+    """ResNet of Table 1. ``cardinality``/``base_width`` make the bottlenecks ResNeXt's
+    (Xie et al. 2017): the 3×3 is a grouped convolution ``cardinality`` × ``base_width``
+    channels wide in conv2_x, doubling with each stage. ``preact=True`` uses the
+    pre-activation blocks of He et al. 2016 and a final BN-ReLU."""
+
+    min_input_size = 1
+
+    def __init__(self, block="bottleneck", layers=(3, 4, 6, 3), num_classes=1000, in_chans=3,
+                 drop_rate=0.0, shortcut="B", stride_in_1x1=True, cardinality=1, base_width=64,
+                 preact=False):
+        super().__init__()
+        check_arg(block in EXPANSION, f"block must be 'basic' or 'bottleneck', got {block!r}")
+        check_arg(shortcut in SHORTCUTS,
+                  f"shortcut must be one of {', '.join(SHORTCUTS)}, got {shortcut!r}")
+        check_arg(num_classes >= 0, f"num_classes must be non-negative, got {num_classes}")
+        check_arg(isinstance(cardinality, int) and cardinality >= 1,
+                  f"cardinality must be a positive integer, got {cardinality!r}")
+        check_arg(isinstance(base_width, int) and base_width >= 1,
+                  f"base_width must be a positive integer, got {base_width!r}")
+        check_arg(block == "bottleneck" or (cardinality, base_width) == (1, 64),
+                  "cardinality and base_width apply to bottleneck blocks only")
+        check_arg(not (preact and shortcut == "none"), "a plain network has no pre-activation")
+        self.num_classes = num_classes
+        self.stem = ConvNormAct(in_chans, STEM, 7, 2)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.feature_info = [dict(module="stem", reduction=2, channels=STEM)]
+        c, reduction = STEM, 4
+        for i, (width, n) in enumerate(zip(WIDTHS, layers)):
+            out = width * EXPANSION[block]
+            mid = width * base_width // 64 * cardinality
+            blocks = []
+            for j in range(n):
+                stride = 2 if i > 0 and j == 0 else 1
+                if block == "basic":
+                    b = (PreActBasicBlock if preact else BasicBlock)(c, out, stride, shortcut)
+                elif preact:
+                    b = PreActBottleneck(c, mid, out, stride, cardinality, shortcut)
+                else:
+                    b = Bottleneck(c, mid, out, stride, cardinality, shortcut,
+                                   stride_in_1x1=stride_in_1x1)
+                blocks.append(b)
+                c = out
+            if preact:  # the stem's BN-ReLU already pre-activates the first block
+                blocks[0].preact = nn.Identity() if i == 0 else blocks[0].preact
+            reduction *= 2 if i > 0 else 1
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+            self.feature_info.append(dict(module=f"layer{i + 1}", reduction=reduction,
+                                          channels=c))
+        self.final_act = nn.Sequential(OrderedDict(bn=nn.BatchNorm2d(c), act=nn.ReLU(True))) \
+            if preact else nn.Identity()
+        if preact:
+            self.feature_info[-1]["module"] = "final_act"
+        self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
+
+    def forward_features(self, x):
+        x = self.pool(self.stem(x))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.final_act(x)
+
+
+def _resnet(depth, **kw):
+    block, layers = LAYERS[depth]
+    return ResNet(block, layers, **kw)
+
+
+# Table 1's FLOPs row (mult-adds), counted with the paper's shortcut option B
+_TABLE1 = {
+    18: {"macs": "1.8G"},
+    34: {"macs": "3.6G", "exact_macs": "3.66G",
+         "note": "Table 1 truncates: with option-B projections ResNet-34 counts 3.664 G "
+                 "(3.645 G with option A, as plain-34)"},
+    50: {"macs": "3.8G", "exact_macs": "3.86G",
+         "note": "Table 1 truncates: 3.86 G with the stride in the first 1x1 (4.09 G with "
+                 "the stride in the 3x3, 'v1.5')"},
+    101: {"macs": "7.6G"},
+    152: {"macs": "11.3G"},
+}
+# The ResNeXt paper's ResNet-50 baseline strides the 3×3
+_V15 = {"params": "25.5M", "macs": "4.1G", "exact_params": 25_557_032,
+        "table": "Xie et al. 2017, Table 1", "kwargs": {"stride_in_1x1": False},
+        "note": "Xie et al. truncate 25,557,032 params to 25.5 M"}
+
+
+def _register_resnet(depth, ref):
+    def build(num_classes=1000, in_chans=3, drop_rate=0.0, shortcut="B", stride_in_1x1=True):
+        return _resnet(depth, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
+                       shortcut=shortcut, stride_in_1x1=stride_in_1x1)
+
+    build.__doc__ = (f"ResNet-{depth} (He et al. 2015, Table 1); shortcut option A/B/C, "
+                     "stride_in_1x1=False for 'v1.5'.")
+    build.__module__ = __name__
+    refs = [{"table": "Table 1", **ref}] + ([_V15] if depth == 50 else [])
+    register_model(build, name=f"resnet{depth}", paper=RESNET, reference=refs)
+
+
+def _register_plain(depth):
+    def build(num_classes=1000, in_chans=3, drop_rate=0.0):
+        return _resnet(depth, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
+                       shortcut="none")
+
+    build.__doc__ = (f"Plain-{depth} (He et al. 2015, Sec. 3.3, Fig. 3 middle): ResNet-{depth} "
+                     "without shortcuts, for the degradation experiment (Table 2).")
+    build.__module__ = __name__
+    ref = {"macs": "3.6G" if depth == 34 else "1.8G",
+           "table": "Sec. 3.3 ('3.6 billion FLOPs')" if depth == 34 else "Table 1"}
+    register_model(build, name=f"plain{depth}", paper=RESNET, reference=ref)
+
+
+def _register_preact(depth):
+    def build(num_classes=1000, in_chans=3, drop_rate=0.0, shortcut="B"):
+        return _resnet(depth, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
+                       shortcut=shortcut, preact=True)
+
+    build.__doc__ = (f"Pre-activation ResNet-{depth} for ImageNet (He et al. 2016, Fig. 4e; "
+                     "Table 1 layout of He et al. 2015, stride in the 3x3 as in the authors' "
+                     "code).")
+    build.__module__ = __name__
+    register_model(build, name=f"preact_resnet{depth}", paper=PREACT)
+
+
+for _depth, _ref in _TABLE1.items():
+    _register_resnet(_depth, _ref)
+for _depth in (18, 34):
+    _register_plain(_depth)
+for _depth in (18, 34, 50, 101, 152, 200):
+    _register_preact(_depth)

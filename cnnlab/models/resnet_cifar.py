@@ -1,0 +1,113 @@
+"""CIFAR-10 ResNets (He et al. 2015, Sec. 4.2, Table 6), their plain counterparts, and the
+pre-activation ResNets of He et al. 2016 (ResNet-164, ResNet-1001).
+
+A 3×3 convolution with 16 filters, then three stages of n blocks on 32×32, 16×16 and 8×8
+maps with 16, 32 and 64 filters (the first convolution of a stage has stride 2), global
+average pooling and a 10-way classifier: 6n + 2 weighted layers with basic blocks. Every
+shortcut is an identity; where the width doubles it is zero-padded (option A), so a ResNet has
+exactly its plain network's parameters.
+
+Pre-activation ResNets use BN-ReLU-conv blocks; bottlenecks (9n + 2 layers) are 16/32/64
+wide inside and 4× as wide outside, with 1×1 projections where the width changes (the
+authors' code).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import torch.nn as nn
+
+from cnnlab.layers import ConvNormAct
+from cnnlab.layers.resnet_blocks import BasicBlock, PreActBasicBlock, PreActBottleneck
+from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
+from cnnlab.models.resnet import PREACT, RESNET
+from cnnlab.registry import register_model
+
+STEM = 16  # 3×3 conv, 16 filters
+WIDTHS = [16, 32, 64]  # output map sizes 32×32, 16×16, 8×8
+# Table 6 (CIFAR-10): depth 6n + 2 and the printed parameter counts
+TABLE6 = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: "1.7M", 1202: "19.4M"}
+PLAIN = [20, 32, 44, 56, 110]  # Fig. 6 (left): plain-20 … plain-56; 110 for completeness
+# He et al. 2016, Table 4 (CIFAR-10): depth → printed params; 9n + 2 bottleneck layers
+PREACT_TABLE4 = {
+    164: {"params": "1.7M"},
+    1001: {"params": "10.2M", "exact_params": 10_327_706,
+           "note": "10.2 M counts convolution and classifier weights only (10,178,490); the "
+                   "BN scales and shifts add 149,216"},
+}
+
+
+class CifarResNet(ConvNet):
+    """Three-stage CIFAR ResNet. ``block``: "basic" (6n + 2 layers) or "bottleneck"
+    (9n + 2, pre-activation only)."""
+
+    min_input_size = 1
+
+    def __init__(self, depth=20, block="basic", num_classes=10, in_chans=3, drop_rate=0.0,
+                 shortcut="A", preact=False):
+        super().__init__()
+        per = 6 if block == "basic" else 9
+        check_arg(block in ("basic", "bottleneck"),
+                  f"block must be 'basic' or 'bottleneck', got {block!r}")
+        check_arg(block == "basic" or preact, "bottleneck CIFAR ResNets are pre-activation")
+        check_arg(isinstance(depth, int) and depth > 2 and (depth - 2) % per == 0,
+                  f"depth must be {per}n + 2 for {block} blocks, got {depth!r}")
+        check_arg(num_classes >= 0, f"num_classes must be non-negative, got {num_classes}")
+        n = (depth - 2) // per
+        self.num_classes = num_classes
+        # pre-activation: the stem's BN-ReLU pre-activates the first block (authors' code)
+        self.stem = ConvNormAct(in_chans, STEM, 3)
+        self.feature_info = []
+        c = STEM
+        for i, width in enumerate(WIDTHS):
+            blocks = []
+            for j in range(n):
+                stride = 2 if i > 0 and j == 0 else 1
+                if block == "bottleneck":
+                    blocks.append(PreActBottleneck(c, width, 4 * width, stride, 1, shortcut))
+                elif preact:
+                    blocks.append(PreActBasicBlock(c, width, stride, shortcut))
+                else:
+                    blocks.append(BasicBlock(c, width, stride, shortcut))
+                c = blocks[-1].out_channels
+            if preact and i == 0:
+                blocks[0].preact = nn.Identity()
+            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
+            self.feature_info.append(dict(module=f"layer{i + 1}", reduction=2 ** i, channels=c))
+        self.final_act = nn.Sequential(OrderedDict(bn=nn.BatchNorm2d(c), act=nn.ReLU(True))) \
+            if preact else nn.Identity()
+        if preact:
+            self.feature_info[-1]["module"] = "final_act"
+        self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
+
+    def forward_features(self, x):
+        x = self.layer3(self.layer2(self.layer1(self.stem(x))))
+        return self.final_act(x)
+
+
+def _register(name, depth, paper, doc, reference=None, **fixed):
+    def build(num_classes=10, in_chans=3, drop_rate=0.0):
+        return CifarResNet(depth, num_classes=num_classes, in_chans=in_chans,
+                           drop_rate=drop_rate, **fixed)
+
+    build.__module__ = __name__
+    build.__doc__ = doc
+    register_model(build, name=name, paper=paper, input_size=(3, 32, 32), num_classes=10,
+                   reference=reference)
+
+
+for _d, _params in TABLE6.items():
+    _register(f"resnet{_d}", _d, RESNET, f"ResNet-{_d} for CIFAR-10 (He et al. 2015, Sec. 4.2, "
+              "Table 6): option-A identity shortcuts.", {"params": _params, "table": "Table 6"})
+for _d in PLAIN:
+    _register(f"plain{_d}", _d, RESNET, f"Plain-{_d} for CIFAR-10 (He et al. 2015, Sec. 4.2, "
+              f"Fig. 6): ResNet-{_d} without shortcuts.", shortcut="none")
+_register("preact_resnet110", 110, PREACT, "Pre-activation ResNet-110 for CIFAR (He et al. 2016, "
+          "Table 3): basic blocks, 1x1 projections where the width grows.",
+          preact=True, shortcut="B")
+for _d, _ref in PREACT_TABLE4.items():
+    _register(f"preact_resnet{_d}", _d, PREACT, f"Pre-activation ResNet-{_d} for CIFAR (He et "
+              "al. 2016, Fig. 4e, Table 4): bottlenecks, 1x1 projections where the width grows.",
+              {**_ref, "table": "Table 4"}, block="bottleneck", preact=True,
+              shortcut="B")
