@@ -1,0 +1,41 @@
+"""Channel shuffle (ShuffleNet, Zhang et al. 2018, Sec. 3.1) and channel split (ShuffleNet V2,
+Ma et al. 2018, Sec. 3)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """Reshape the C channels to (groups, C / groups), transpose, flatten (Fig. 1c).
+
+    Channel ``i·n + j`` (group ``i`` of ``n = C / groups``) moves to ``j·groups + i``, so each
+    group of the next grouped convolution sees one channel from every group before it. The
+    inverse is ``channel_shuffle(·, C // groups)``.
+    """
+    b, c = x.shape[:2]
+    if groups < 1 or c % groups:
+        raise ValueError(f"channel_shuffle: {c} channels do not split into {groups} groups")
+    return x.reshape(b, groups, c // groups, *x.shape[2:]).transpose(1, 2).reshape(x.shape)
+
+
+def channel_split(x: torch.Tensor, first: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split the channels into ``first`` and ``C - first`` (``c' = c / 2`` by default)."""
+    c = x.shape[1]
+    first = c // 2 if first is None else first
+    if not 0 < first < c:
+        raise ValueError(f"channel_split: cannot split {c} channels at {first}")
+    return x[:, :first], x[:, first:]
+
+
+class ChannelShuffle(nn.Module):
+    def __init__(self, groups: int):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return channel_shuffle(x, self.groups)
+
+    def extra_repr(self) -> str:
+        return f"groups={self.groups}"
