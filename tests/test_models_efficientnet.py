@@ -139,6 +139,17 @@ def test_drop_path_rises_linearly():
     assert with_skip and all(r == pytest.approx(0.2 * i / 16) for i, r in with_skip)
 
 
+def test_released_initialisation():
+    m = cnnlab.create_model("efficientnet_b0")
+    dw = m.stages[5][0].dw.conv  # depthwise 5x5 over 672 channels: fan-out k^2 = 25
+    assert dw.groups == dw.out_channels == 672
+    assert dw.weight.std().item() == pytest.approx(math.sqrt(2 / 25), rel=0.03)
+    pw = m.stages[5][0].project.conv  # 1x1, 672 -> 192: fan-out 192
+    assert pw.weight.std().item() == pytest.approx(math.sqrt(2 / 192), rel=0.03)
+    fc = m.get_classifier()
+    assert fc.weight.abs().max().item() <= 1 / math.sqrt(1000) and not fc.bias.any()
+
+
 def test_features_only_strides():
     feats = cnnlab.create_model("efficientnet_b0", features_only=True).eval()
     assert feats.reductions == [2, 4, 8, 16, 32]

@@ -208,6 +208,22 @@ class EfficientNet(ConvNet):
         self.num_features = config.head
         self.head = ClassifierHead(config.head, num_classes, drop_rate=drop_rate)
 
+    def init_weights(self) -> None:
+        """The authors' released initialisation (the paper states none): conv kernels
+        N(0, 2 / fan_out) with fan_out = k²·out/groups, so a depthwise filter's fan-out is k²;
+        the classifier U(±1/√classes); biases zero, batch norm at identity."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
+                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / fan_out))
+            elif isinstance(m, nn.Linear):
+                bound = 1.0 / math.sqrt(m.out_features)
+                nn.init.uniform_(m.weight, -bound, bound)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+            if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)) and m.bias is not None:
+                nn.init.zeros_(m.bias)
+
     def forward_features(self, x):
         return self.conv_head(self.stages(self.stem(x)))
 

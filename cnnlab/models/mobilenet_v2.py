@@ -86,9 +86,9 @@ class MobileNetV2(ConvNet):
         return self.features(x)
 
 
-_NOTE_10 = ("Table 4 truncates: the network has 3,504,872 parameters (3,470,760 without the "
-            "batch-norm scales and shifts - the 3.47 M the released checkpoint is listed with) "
-            "and 300,774,272 mult-adds, printed 3.4 M and 300 M")
+_NOTE_10 = ("Table 4's 3.4 M and 300 M read as truncations: the network has 3,504,872 "
+            "parameters (3,470,760 without batch norm's scales and shifts, the 3.47 M the "
+            "released checkpoint is listed with) and 300,774,272 mult-adds")
 _NOTE_14 = ("Table 4's 6.9 M / 585 M are not the 1.4 network's counts: Table 2 at 1.4 with "
             "every layer rounded to a multiple of 8 (last conv 1792), as released, has "
             "6,108,776 parameters and 582.2 M mult-adds (counters that fold batch norm into "
