@@ -112,3 +112,12 @@ def test_min_input_size_is_exact(name):
 def test_fixed_size_models_name_their_size():
     with pytest.raises(ValueError, match="28x28"):
         cnnlab.profile("lenet5_caffe", (1, 32, 32))
+
+
+def test_default_init_keeps_the_signal_through_depthwise_layers():
+    torch.manual_seed(0)
+    m = cnnlab.create_model("mobilenet_v1", width_mult=0.25).eval()
+    dw = m.features.block1.dw.conv
+    assert dw.weight.std().item() == pytest.approx((2 / 9) ** 0.5, rel=0.15)
+    out = m.forward_features(torch.randn(2, 3, 64, 64))
+    assert out.abs().mean() > 1e-3  # PyTorch's default init leaves ~1e-13 here

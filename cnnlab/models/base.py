@@ -8,6 +8,8 @@ names the minimum instead of failing deep inside a layer.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
@@ -43,11 +45,20 @@ class ClassifierHead(nn.Module):
 
 
 def default_init(model: nn.Module) -> None:
-    """He et al. 2015 ("Delving deep") normal init, fan-out, for convolutions; BN/GN at
-    identity; linear layers N(0, 0.01). PyTorch's own default (uniform, a=√5) shrinks the
-    signal by about √3 per layer, which stalls deep networks without BN."""
+    """He et al. 2015 ("Delving deep") normal init over each filter's fan-out, for
+    convolutions; BN/GN at identity; linear layers N(0, 0.01).
+
+    The fan-out counts only the outputs a weight feeds, (out / groups) · k², so depthwise
+    filters are not started √C too small (``nn.init.kaiming_normal_`` ignores groups).
+    PyTorch's own default (uniform, a=√5) shrinks the signal by about √3 per layer.
+    """
     for m in model.modules():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d)):
+        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+            fan_out = m.out_channels // m.groups * math.prod(m.kernel_size)
+            nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.ConvTranspose2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
