@@ -45,7 +45,7 @@ def test_growth_and_compression():
     plain = build_on_meta("densenet_40_12")
     assert all(t.conv.out_channels == t.conv.in_channels  # no compression without C
                for t in plain.modules() if isinstance(t, Transition))
-    assert build_on_meta("densenet_bc_100_12").stem.out_channels == 24  # 2k for BC
+    assert build_on_meta("densenet_bc_100_12").conv.out_channels == 24  # 2k for BC
 
 
 def test_feature_strides():

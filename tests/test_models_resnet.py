@@ -61,8 +61,8 @@ def test_wrn_depth_counts_projections():
 def test_stride_in_1x1_v1_and_v1_5():
     v1 = build_on_meta("resnet50")
     v15 = build_on_meta("resnet50", stride_in_1x1=False)
-    assert v1.layer2[0].conv1.conv.stride == (2, 2) and v1.layer2[0].conv2.conv.stride == (1, 1)
-    assert v15.layer2[0].conv1.conv.stride == (1, 1) and v15.layer2[0].conv2.conv.stride == (2, 2)
+    assert v1.conv3_x[0].conv1.conv.stride == (2, 2) and v1.conv3_x[0].conv2.conv.stride == (1, 1)
+    assert v15.conv3_x[0].conv1.conv.stride == (1, 1) and v15.conv3_x[0].conv2.conv.stride == (2, 2)
     # PAPER-NOTES: 3.86 G vs 4.09 G
     assert round(cnnlab.profile(v1, (3, 224, 224)).macs / 1e9, 2) == 3.86
     assert round(cnnlab.profile(v15, (3, 224, 224)).macs / 1e9, 2) == 4.09
@@ -70,7 +70,7 @@ def test_stride_in_1x1_v1_and_v1_5():
 
 def test_stem_is_7x7_and_3x3_max_pool():
     m = build_on_meta("resnet18")
-    assert m.stem.conv.kernel_size == (7, 7) and m.stem.conv.stride == (2, 2)
+    assert m.conv1.conv.kernel_size == (7, 7) and m.conv1.conv.stride == (2, 2)
     assert m.pool.kernel_size == 3 and m.pool.stride == 2
 
 
@@ -145,9 +145,9 @@ def test_resnext_grouped_widths_table2():
     ref = cnnlab.profile("resnet50", stride_in_1x1=False)
     for (c, d), width in zip([(2, 40), (4, 24), (8, 14), (32, 4)], [80, 96, 112, 128]):
         m = build_on_meta("resnext", cardinality=c, base_width=d)
-        conv = m.layer1[0].conv2.conv
+        conv = m.conv2_x[0].conv2.conv
         assert (conv.in_channels, conv.out_channels, conv.groups) == (width, width, c)
-        assert m.layer4[0].conv2.conv.out_channels == 8 * width
+        assert m.conv5_x[0].conv2.conv.out_channels == 8 * width
         p = cnnlab.profile(m, (3, 224, 224))  # "roughly preserved complexity"
         assert abs(p.macs / ref.macs - 1) < 0.05 and abs(p.params / ref.params - 1) < 0.03
     with pytest.raises(ValueError, match="depth"):

@@ -53,32 +53,36 @@ class DenseNet(ConvNet):
         super().__init__()
         check_arg(isinstance(growth_rate, int) and growth_rate >= 1,
                   f"growth_rate must be a positive integer, got {growth_rate!r}")
-        check_arg(0 < compression <= 1, f"compression must be in (0, 1], got {compression!r}")
-        check_arg(0 <= conv_drop_rate < 1,
+        check_arg(isinstance(compression, (int, float)) and 0 < compression <= 1,
+                  f"compression must be in (0, 1], got {compression!r}")
+        check_arg(isinstance(conv_drop_rate, (int, float)) and 0 <= conv_drop_rate < 1,
                   f"conv_drop_rate must be in [0, 1), got {conv_drop_rate!r}")
         check_arg(num_classes >= 0, f"num_classes must be non-negative, got {num_classes}")
         self.num_classes = num_classes
         if stem == "imagenet":
-            self.stem = ConvNormAct(in_chans, stem_chs, 7, 2)
+            self.conv = ConvNormAct(in_chans, stem_chs, 7, 2)
             self.pool = nn.MaxPool2d(3, 2, 1)
-            self.feature_info = [dict(module="stem", reduction=2, channels=stem_chs)]
+            self.feature_info = [dict(module="conv", reduction=2, channels=stem_chs)]
             reduction = 4
         else:
-            self.stem = nn.Conv2d(in_chans, stem_chs, 3, 1, 1, bias=False)
+            self.conv = nn.Conv2d(in_chans, stem_chs, 3, 1, 1, bias=False)
             self.pool = nn.Identity()
             self.feature_info, reduction = [], 1
-        c, blocks = stem_chs, OrderedDict()
+        # Table 1's rows: Dense Block (1), Transition Layer (1), ..., Dense Block (4)
+        self.stages, c = ["conv", "pool"], stem_chs
         for i, n in enumerate(block_layers, 1):
             block = DenseBlock(n, c, growth_rate, bottleneck, 4, conv_drop_rate,
                                memory_efficient)
-            blocks[f"block{i}"] = block
+            self.add_module(f"block{i}", block)
+            self.stages.append(f"block{i}")
             c = block.out_channels
             if i < len(block_layers):
-                self.feature_info.append(dict(module=f"blocks.block{i}", reduction=reduction,
+                self.feature_info.append(dict(module=f"block{i}", reduction=reduction,
                                               channels=c))
-                blocks[f"transition{i}"] = Transition(c, int(c * compression), conv_drop_rate)
+                self.add_module(f"transition{i}", Transition(c, int(c * compression),
+                                                             conv_drop_rate))
+                self.stages.append(f"transition{i}")
                 c, reduction = int(c * compression), reduction * 2
-        self.blocks = nn.Sequential(blocks)
         self.final_act = nn.Sequential(OrderedDict(bn=nn.BatchNorm2d(c), act=nn.ReLU(True)))
         self.feature_info.append(dict(module="final_act", reduction=reduction, channels=c))
         self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
@@ -87,7 +91,9 @@ class DenseNet(ConvNet):
             if stem == "imagenet" else 2 ** (len(block_layers) - 1)
 
     def forward_features(self, x):
-        return self.final_act(self.blocks(self.pool(self.stem(x))))
+        for name in self.stages:
+            x = getattr(self, name)(x)
+        return self.final_act(x)
 
 
 def _register_imagenet(depth):

@@ -71,9 +71,9 @@ class ResNet(ConvNet):
                   "cardinality and base_width apply to bottleneck blocks only")
         check_arg(not (preact and shortcut == "none"), "a plain network has no pre-activation")
         self.num_classes = num_classes
-        self.stem = ConvNormAct(in_chans, STEM, 7, 2)
+        self.conv1 = ConvNormAct(in_chans, STEM, 7, 2)
         self.pool = nn.MaxPool2d(3, 2, 1)
-        self.feature_info = [dict(module="stem", reduction=2, channels=STEM)]
+        self.feature_info = [dict(module="conv1", reduction=2, channels=STEM)]
         c, reduction = STEM, 4
         for i, (width, n) in enumerate(zip(WIDTHS, layers)):
             out = width * EXPANSION[block]
@@ -90,11 +90,11 @@ class ResNet(ConvNet):
                                    stride_in_1x1=stride_in_1x1)
                 blocks.append(b)
                 c = out
-            if preact:  # the stem's BN-ReLU already pre-activates the first block
+            if preact:  # conv1's BN-ReLU already pre-activates the first block
                 blocks[0].preact = nn.Identity() if i == 0 else blocks[0].preact
             reduction *= 2 if i > 0 else 1
-            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-            self.feature_info.append(dict(module=f"layer{i + 1}", reduction=reduction,
+            setattr(self, f"conv{i + 2}_x", nn.Sequential(*blocks))
+            self.feature_info.append(dict(module=f"conv{i + 2}_x", reduction=reduction,
                                           channels=c))
         self.final_act = nn.Sequential(OrderedDict(bn=nn.BatchNorm2d(c), act=nn.ReLU(True))) \
             if preact else nn.Identity()
@@ -103,8 +103,8 @@ class ResNet(ConvNet):
         self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
 
     def forward_features(self, x):
-        x = self.pool(self.stem(x))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = self.pool(self.conv1(x))
+        x = self.conv5_x(self.conv4_x(self.conv3_x(self.conv2_x(x))))
         return self.final_act(x)
 
 

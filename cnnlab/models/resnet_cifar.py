@@ -56,8 +56,8 @@ class CifarResNet(ConvNet):
         check_arg(num_classes >= 0, f"num_classes must be non-negative, got {num_classes}")
         n = (depth - 2) // per
         self.num_classes = num_classes
-        # pre-activation: the stem's BN-ReLU pre-activates the first block (authors' code)
-        self.stem = ConvNormAct(in_chans, STEM, 3)
+        # pre-activation: conv1's BN-ReLU pre-activates the first block (authors' code)
+        self.conv1 = ConvNormAct(in_chans, STEM, 3)
         self.feature_info = []
         c = STEM
         for i, width in enumerate(WIDTHS):
@@ -73,8 +73,8 @@ class CifarResNet(ConvNet):
                 c = blocks[-1].out_channels
             if preact and i == 0:
                 blocks[0].preact = nn.Identity()
-            setattr(self, f"layer{i + 1}", nn.Sequential(*blocks))
-            self.feature_info.append(dict(module=f"layer{i + 1}", reduction=2 ** i, channels=c))
+            setattr(self, f"conv{i + 2}_x", nn.Sequential(*blocks))
+            self.feature_info.append(dict(module=f"conv{i + 2}_x", reduction=2 ** i, channels=c))
         self.final_act = nn.Sequential(OrderedDict(bn=nn.BatchNorm2d(c), act=nn.ReLU(True))) \
             if preact else nn.Identity()
         if preact:
@@ -82,7 +82,7 @@ class CifarResNet(ConvNet):
         self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
 
     def forward_features(self, x):
-        x = self.layer3(self.layer2(self.layer1(self.stem(x))))
+        x = self.conv4_x(self.conv3_x(self.conv2_x(self.conv1(x))))
         return self.final_act(x)
 
 

@@ -47,7 +47,7 @@ class WideResNet(ConvNet):
         check_arg(num_classes >= 0, f"num_classes must be non-negative, got {num_classes}")
         n = (depth - 4) // 6
         self.num_classes = num_classes
-        self.stem = nn.Conv2d(in_chans, STEM, 3, 1, 1, bias=False)
+        self.conv1 = nn.Conv2d(in_chans, STEM, 3, 1, 1, bias=False)
         self.feature_info = []
         c = STEM
         for i, (name, _, width) in enumerate(GROUPS):
@@ -62,7 +62,7 @@ class WideResNet(ConvNet):
         self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
 
     def forward_features(self, x):
-        return self.final_act(self.conv4(self.conv3(self.conv2(self.stem(x)))))
+        return self.final_act(self.conv4(self.conv3(self.conv2(self.conv1(x)))))
 
 
 @register_model(paper=WRN, input_size=(3, 32, 32), num_classes=10)
