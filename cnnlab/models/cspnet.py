@@ -8,6 +8,7 @@ authors' Darknet configurations (``cfg/csresnet50.cfg``, ``csresnext50.cfg``,
 ``csdarknet53.cfg`` in WongKinYiu/CrossStagePartialNetworks), at their 256×256 input:
 leaky ReLU (slope 0.1), a 2×2/2 max pool after the 7×7 stem, and in the first stage of
 CSPResNe(X)t a block path narrower than the blocks (64 → 128), added as a partial shortcut.
+(timm's cspnet splits that first stage evenly instead: 21.62 M / 20.57 M parameters.)
 """
 
 from __future__ import annotations

@@ -71,6 +71,16 @@ class AuxHead(nn.Module):
 
 
 class NASNet(ConvNet):
+    """NASNet-A ``num_cells @ penultimate_filters`` (Fig. 2): a 3×3/2 stem convolution, two
+    reduction cells with f/4 and f/2 filters per operation, then three stacks of ``num_cells``
+    normal cells with f, 2f and 4f, a reduction cell opening the second and third stack;
+    f = penultimate_filters / 24 (the last cells concatenate six states of 4f channels).
+    ``normal``/``reduction`` are genotypes: any searched pair of cells stacks the same way.
+    ``drop_path_rate`` is a constant ScheduledDropPath rate (a trainer may ramp each
+    ``cell.drop_path_rate``); with ``aux_head`` the auxiliary classifier's logits come out of
+    ``forward`` beside the main ones in training mode.
+    """
+
     def __init__(self, num_cells=4, penultimate_filters=1056, stem_filters=32,
                  skip_reduction=False, normal=NASNET_A_NORMAL, reduction=NASNET_A_REDUCTION,
                  num_classes=1000, in_chans=3, drop_rate=0.5, drop_path_rate=0.0,
@@ -78,7 +88,7 @@ class NASNet(ConvNet):
         super().__init__()
         check_arg(isinstance(num_cells, int) and num_cells >= 1,
                   f"num_cells must be a positive int, got {num_cells!r}")
-        # the last stack has 4 F0 filters per operation and len(concat) operations
+        # the last normal cells concatenate len(concat) states of 4 f channels each
         per = 4 * len(normal.concat)
         check_arg(isinstance(penultimate_filters, int) and penultimate_filters > 0
                   and penultimate_filters % per == 0 and penultimate_filters // per % 4 == 0,
