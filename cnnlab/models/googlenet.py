@@ -99,9 +99,9 @@ class GoogLeNet(ConvNet):
             if name in MAX_POOL_AFTER:
                 layers[f"pool{len(self.feature_info)}"] = _max_pool()
         self.features = nn.Sequential(layers)
-        self.aux = nn.ModuleDict({n: AuxClassifier(self.features[f"inception{n}"].out_channels,
-                                                   num_classes) for n in AUX_AFTER}) \
-            if aux_logits else None
+        self.aux = nn.ModuleDict({
+            n: AuxClassifier(getattr(self.features, f"inception{n}").out_channels, num_classes)
+            for n in AUX_AFTER}) if aux_logits else None
         self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
 
     def reset_classifier(self, num_classes: int) -> None:
