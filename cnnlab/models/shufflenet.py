@@ -251,7 +251,8 @@ _V2_ROWS = {  # name: (width, FLOPs, weights, top-1 of Table 8), all Table 5
 
 
 def _register_v2(suffix, width, flops, weights, top1):
-    def build(num_classes=1000, in_chans=3, drop_rate=0.0):
+    # the authors' code puts dropout 0.2 before the classifier of 2× only
+    def build(num_classes=1000, in_chans=3, drop_rate=0.2 if width == 2.0 else 0.0):
         return shufflenet_v2_net(width, num_classes, in_chans, drop_rate)
 
     build.__doc__ = f"ShuffleNet V2 {width}× (Table 5)."

@@ -69,7 +69,7 @@ class XceptionBlock(nn.Module):
 class Xception(ConvNet):
     min_input_size = 7
 
-    def __init__(self, num_classes=1000, in_chans=3, drop_rate=0.0):
+    def __init__(self, num_classes=1000, in_chans=3, drop_rate=0.5):
         super().__init__()
         check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         self.num_classes = num_classes
@@ -98,7 +98,8 @@ class Xception(ConvNet):
         self.feature_info[-1] = dict(module=f"features.exit_sep{len(EXIT_CONVS)}",
                                      reduction=reduction, channels=c)
         self.features = nn.Sequential(layers)
-        # "optionally fully-connected layers" (Fig. 5): the ImageNet model has none (Sec. 4.3)
+        # "optionally fully-connected layers" (Fig. 5): the ImageNet model has none, only
+        # dropout 0.5 before the logistic regression layer (Sec. 4, regularization)
         self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
 
     def forward_features(self, x):
@@ -109,7 +110,7 @@ class Xception(ConvNet):
     {"params": 22_855_952, "table": "Table 3", "top1": 79.0, "top5": 94.5},
     {"macs": "8.4B", "table": "not printed in the paper (the commonly cited 8.4 B)"},
 ])
-def xception(num_classes=1000, in_chans=3, drop_rate=0.0):
+def xception(num_classes=1000, in_chans=3, drop_rate=0.5):
     """Xception (Fig. 5) at 299×299: 22,855,952 parameters (Table 3) and 8.36 B mult-adds
     (8.38 B where a counter folds batch norm in as one mult-add per element)."""
     return Xception(num_classes, in_chans, drop_rate)
