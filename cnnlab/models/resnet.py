@@ -90,8 +90,8 @@ class ResNet(ConvNet):
                                    stride_in_1x1=stride_in_1x1)
                 blocks.append(b)
                 c = out
-            if preact:  # conv1's BN-ReLU already pre-activates the first block
-                blocks[0].preact = nn.Identity() if i == 0 else blocks[0].preact
+            if preact and i == 0:  # conv1's BN-ReLU already pre-activates the first block
+                blocks[0].preact = nn.Identity()
             reduction *= 2 if i > 0 else 1
             setattr(self, f"conv{i + 2}_x", nn.Sequential(*blocks))
             self.feature_info.append(dict(module=f"conv{i + 2}_x", reduction=reduction,
