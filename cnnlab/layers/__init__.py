@@ -3,6 +3,7 @@
 from cnnlab.layers.conv import ConvNormAct, DepthwiseSeparable, make_divisible
 from cnnlab.layers.csp import CrossStagePartial, DarkBlock
 from cnnlab.layers.fire import Fire
+from cnnlab.layers.inception import BasicConv, Branches, InceptionResidual
 from cnnlab.layers.inverted_residual import DropPath, InvertedResidual, MBConv, drop_path
 from cnnlab.layers.nas_ops import Cell, FactorizedReduce, Genotype
 from cnnlab.layers.resnet_blocks import BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck
@@ -14,4 +15,5 @@ __all__ = ["BasicBlock", "Bottleneck", "PreActBasicBlock", "PreActBottleneck",
            "DropPath", "InvertedResidual", "MBConv", "drop_path", "SqueezeExcite",
            "Fire", "SeparableConv2d", "ChannelShuffle", "channel_shuffle",
            "channel_split", "ConvNormAct", "DepthwiseSeparable", "make_divisible",
-           "CrossStagePartial", "DarkBlock", "Cell", "FactorizedReduce", "Genotype"]
+           "CrossStagePartial", "DarkBlock", "Cell", "FactorizedReduce", "Genotype",
+           "BasicConv", "Branches", "InceptionResidual"]
