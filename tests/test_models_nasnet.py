@@ -65,8 +65,9 @@ def test_cell_from_custom_genotype():
     assert h.grad is not None and all(p.grad is not None for p in cell.parameters())
 
     concat_cell = Cell(Genotype([(1, "sep_conv_3x3", 0, "conv_1x1")], [2], combine="concat"),
-                       8, 8, 4)
-    assert concat_cell(torch.randn(1, 8, 5, 5), torch.randn(1, 8, 5, 5)).shape == (1, 8, 5, 5)
+                       8, 8, 4).double()  # a cell moves like any module
+    out = concat_cell(torch.randn(2, 8, 5, 5).double(), torch.randn(2, 8, 5, 5).double())
+    assert out.shape == (2, 8, 5, 5) and out.dtype == torch.float64
 
 
 @pytest.mark.parametrize("stride", [1, 2])

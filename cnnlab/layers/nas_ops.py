@@ -209,7 +209,7 @@ class Cell(nn.Module):
                 chans[i] = channels
         self.out_channels = sum(chans[i] for i in genotype.concat)
 
-    def _apply(self, op: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
+    def _run_op(self, op: nn.Module, name: str, x: torch.Tensor) -> torch.Tensor:
         x = op(x)
         return x if name == "identity" else drop_path(x, self.drop_path_rate, self.training)
 
@@ -219,8 +219,8 @@ class Cell(nn.Module):
         states = [h_prev if self.prev is None else self.prev(h_prev), self.conv_1x1(h)]
         for k, (a, op_a, b, op_b) in enumerate(self.genotype.nodes):
             block = getattr(self, f"comb_iter_{k}")
-            left = self._apply(block.left, op_a, states[a])
-            right = self._apply(block.right, op_b, states[b])
+            left = self._run_op(block.left, op_a, states[a])
+            right = self._run_op(block.right, op_b, states[b])
             states.append(left + right if self.genotype.combine == "add"
                           else torch.cat([left, right], 1))
         out = [self.fit[str(i)](states[i]) if str(i) in self.fit else states[i]
