@@ -14,7 +14,7 @@ import json
 import sys
 
 # Tool modules that add their own sub-commands through ``add_commands(subparsers)``.
-EXTENSIONS: list[str] = ["cnnlab.compress.cli"]
+EXTENSIONS: list[str] = ["cnnlab.compress.cli", "cnnlab.train.cli"]
 
 
 class CliError(Exception):

@@ -117,8 +117,8 @@ def load_fashion(path: str | None) -> DataSplit:
 
 # --- CIFAR ----------------------------------------------------------------------------------
 class _ArrayUnpickler(pickle.Unpickler):
-    """Resolves only what a pickled numpy array needs; any other global is refused, so a
-    crafted file cannot run code."""
+    """Resolves only what a pickled numpy array needs (and latin1 bytes); any other global
+    is refused, so a crafted file cannot run code."""
 
     def find_class(self, module, name):
         if (module, name) in {("numpy.core.multiarray", "_reconstruct"),
@@ -128,6 +128,8 @@ class _ArrayUnpickler(pickle.Unpickler):
             return np.ndarray
         if (module, name) == ("numpy", "dtype"):
             return _plain_dtype
+        if (module, name) == ("_codecs", "encode"):  # bytes pickled by Python 3, protocol 2
+            return _latin1
         raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a data file")
 
 
@@ -138,6 +140,12 @@ def _reconstruct():
         return importlib.import_module("numpy._core.multiarray")._reconstruct
     except ImportError:  # numpy < 2
         return importlib.import_module("numpy.core.multiarray")._reconstruct
+
+
+def _latin1(text, encoding="utf-8"):
+    if encoding != "latin1" or not isinstance(text, str):
+        raise pickle.UnpicklingError("refusing a codec call other than latin1 bytes")
+    return text.encode("latin1")
 
 
 def _plain_dtype(*args, **kwargs):
