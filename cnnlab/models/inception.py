@@ -202,8 +202,8 @@ class InceptionV3(ConvNet):
 
 @register_model(paper=BN_INCEPTION, reference={
     "params": "11.2M", "macs": "1.94B", "exact_macs": "1.935G",
-    "note": "the network counts 1,934.9 M mult-adds, which NASNet rounds up to 1.94 B; with a "
-            "plain 7x7 conv1 (the default) it is 2.02 G",
+    "note": "NASNet prints 1.94 B; the network (TF-slim's, 1000 classes) counts 1,934.9 M "
+            "mult-adds. With a plain 7x7 conv1 (the default) it is 2.02 G",
     "table": "NASNet (Zoph et al. 2018) Table 2", "top1": 74.8, "top5": 92.2,
     "kwargs": {"separable_stem": True}})
 def bn_inception(num_classes=1000, in_chans=3, drop_rate=0.0, separable_stem=False):
