@@ -136,7 +136,7 @@ def cmd_train(args) -> int:
     if settings.get("schedule_unit") == "step" and "iters" in over and over["iters"] is None:
         settings["schedule_unit"] = "epoch"  # --epochs replaces iteration milestones
         settings["milestones"] = ()
-    cfg = TrainConfig(**settings)
+    cfg = TrainConfig.from_dict(settings)
     sets = parse_sets(args.set)
     model, split, size, kwargs = _model_and_data(args.model, args.data, args.val_split,
                                                  args.split_seed, args.input_size, sets)
