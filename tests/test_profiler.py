@@ -163,6 +163,16 @@ def test_measure_latency_on_cpu():
     assert p.latency_ms is not None and p.latency_ms > 0
 
 
+@pytest.mark.parametrize("a,b", [((1, 4, 5, 5), (1, 4, 1, 1)), ((3, 1), (1, 4)), ((5,), (2, 1, 5)),
+                                 ((1, 2, 3), ()), ((2, 1, 3), (4, 1))])
+def test_broadcast_rule_matches_pytorch(a, b):
+    from cnnlab.profile.counter import _broadcast
+
+    assert _broadcast(a, b) == tuple(torch.broadcast_shapes(a, b))
+    with pytest.raises(RuntimeError):
+        _broadcast((2, 3), (4, 3))
+
+
 def test_reductions_and_resize_shapes_match_pytorch():
     class Net(nn.Module):
         def forward(self, x):
@@ -178,3 +188,18 @@ def test_reductions_and_resize_shapes_match_pytorch():
     p = profile(Net(), (3, 6, 6))
     assert [r.output_shape for r in p.rows] == [tuple(t.shape) for t in real]
     assert p.macs == 0 and p.other_ops["reduce"] == 3 * 108
+
+
+@pytest.mark.parametrize("op", [
+    lambda x: x.split(3, 1), lambda x: torch.split(x, [2, 5], dim=1), lambda x: x.chunk(2, 1),
+    lambda x: torch.chunk(x, 3, dim=-1), lambda x: x.chunk(4, 2),
+])
+def test_split_and_chunk_shapes_match_pytorch(op):
+    class Net(nn.Module):
+        def forward(self, x):
+            return tuple(t * 2 for t in op(x))
+
+    x = torch.zeros(1, 7, 5, 6)
+    real = [tuple(t.shape) for t in op(x)]
+    p = profile(Net(), (7, 5, 6))
+    assert [r.output_shape for r in p.rows if r.op == "mul"] == real

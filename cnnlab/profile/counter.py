@@ -65,7 +65,15 @@ def _numel(shape) -> int:
 
 
 def _broadcast(*shapes) -> tuple[int, ...]:
-    return tuple(torch.broadcast_shapes(*shapes))
+    """NumPy broadcasting, in Python (torch.broadcast_shapes imports sympy on first use)."""
+    n = max(len(s) for s in shapes)
+    out = []
+    for dims in zip(*[(1,) * (n - len(s)) + tuple(s) for s in shapes]):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            raise RuntimeError(f"shapes {shapes} cannot be broadcast")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
 
 
 _ACTIVATIONS = {
@@ -83,6 +91,9 @@ _BINARY = {
     "__isub__", "mul", "mul_", "__mul__", "__rmul__", "__imul__", "div", "div_", "__truediv__",
     "__rtruediv__", "__itruediv__", "maximum", "minimum", "where", "eq", "__eq__",
 }
+# queries that read a tensor's metadata: answered by the tensor itself, whatever its device
+_METADATA = {"dim", "numel", "size", "__get__", "stride", "__len__", "element_size",
+             "is_contiguous", "ndimension", "nelement", "is_floating_point", "data_ptr"}
 _NORMS = {"batch_norm", "layer_norm", "group_norm", "instance_norm", "local_response_norm"}
 
 
@@ -121,7 +132,8 @@ class ShapeCounter(TorchFunctionMode):
             name = names.get(id(module))
             if name is not None and self._stack[-1] == name:
                 self._stack.pop()
-                self.module_io[name] = (type(module).__name__, _elems(args), _elems(out))
+                with torch._C.DisableTorchFunction():  # numel() here is ours, not the model's
+                    self.module_io[name] = (type(module).__name__, _elems(args), _elems(out))
 
         self._hooks = [
             nn.modules.module.register_module_forward_pre_hook(pre),
@@ -166,6 +178,8 @@ class ShapeCounter(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
+        if name in _METADATA:
+            return func(*args, **kwargs)
         handler = _HANDLERS.get(name)
         if handler is None and name in _ACTIVATIONS:
             handler = _elementwise
@@ -431,7 +445,35 @@ def _interpolate(counter, name, args, kwargs):
     return _empty(out_shape, x)
 
 
+def _split(counter, name, args, kwargs):
+    x = args[0]
+    if name == "chunk":
+        n = _arg(args, kwargs, 1, "chunks")
+        dim = _arg(args, kwargs, 2, "dim", 0) % x.dim()
+        step = -(-x.shape[dim] // n)
+        sizes = [step] * (x.shape[dim] // step) + ([x.shape[dim] % step] if x.shape[dim] % step
+                                                     else [])
+    else:
+        spec = _arg(args, kwargs, 1, "split_size_or_sections",
+                    kwargs.get("split_size", kwargs.get("sections")))
+        dim = _arg(args, kwargs, 2, "dim", 0) % x.dim()
+        if isinstance(spec, int):
+            full, rest = divmod(x.shape[dim], spec)
+            sizes = [spec] * full + ([rest] if rest else [])
+        else:
+            sizes = list(spec)
+            if sum(sizes) != x.shape[dim]:
+                raise _FallThrough  # let PyTorch raise its own error
+    shape = list(x.shape)
+    outs = []
+    for n in sizes:
+        shape[dim] = n
+        outs.append(_empty(tuple(shape), x))
+    return tuple(outs)  # views: no arithmetic, no row
+
+
 _HANDLERS = {
+    "split": _split, "chunk": _split,
     **{n: _reduce for n in ("mean", "sum", "amax", "amin")},
     "interpolate": _interpolate,
     **{f"conv{n}d": _conv for n in (1, 2, 3)},
