@@ -121,3 +121,16 @@ def test_default_init_keeps_the_signal_through_depthwise_layers():
     assert dw.weight.std().item() == pytest.approx((2 / 9) ** 0.5, rel=0.15)
     out = m.forward_features(torch.randn(2, 3, 64, 64))
     assert out.abs().mean() > 1e-3  # PyTorch's default init leaves ~1e-13 here
+
+
+def test_default_init_respects_submodules_with_their_own_scheme():
+    from cnnlab.models.base import default_init
+
+    class Special(torch.nn.Conv2d):
+        def init_weights(self):
+            torch.nn.init.constant_(self.weight, 0.5)
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(2, 2, 3), Special(2, 2, 1))
+    default_init(net)
+    assert torch.all(net[1].weight == 0.5)
+    assert net[0].weight.std() > 0.1 and torch.all(net[0].bias == 0)

@@ -51,8 +51,10 @@ def default_init(model: nn.Module) -> None:
     The fan-out counts only the outputs a weight feeds, (out / groups) · k², so depthwise
     filters are not started √C too small (``nn.init.kaiming_normal_`` ignores groups).
     PyTorch's own default (uniform, a=√5) shrinks the signal by about √3 per layer.
+    A submodule that defines its own ``init_weights`` (a bilinear upsampler, a block with a
+    paper-specific scheme) is initialised by that method instead.
     """
-    for m in model.modules():
+    for m in _default_init_modules(model):
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             fan_out = m.out_channels // m.groups * math.prod(m.kernel_size)
             nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
@@ -70,6 +72,17 @@ def default_init(model: nn.Module) -> None:
             nn.init.normal_(m.weight, 0, 0.01)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
+
+
+def _default_init_modules(model: nn.Module):
+    stack = [model]
+    while stack:
+        m = stack.pop()
+        if m is not model and callable(getattr(m, "init_weights", None)):
+            m.init_weights()
+            continue
+        yield m
+        stack.extend(reversed(list(m.children())))
 
 
 class ConvNet(nn.Module):
