@@ -45,7 +45,7 @@ class TrainConfig:
     augment: str = ""
     normalize: bool = True
     amp: str = "auto"               # auto (bf16/fp16 on CUDA, off on CPU) | bf16 | fp16 | off
-    channels_last: bool | None = None  # None: on CUDA only
+    channels_last: bool | None = None  # None: whenever the model runs with it
     compile: bool = False
     ema: float = 0.0                # decay per step, e.g. 0.9998; 0 = off
     seed: int = 0

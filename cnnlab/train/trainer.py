@@ -103,6 +103,26 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return dev
 
 
+@torch.no_grad()
+def channels_last_works(model: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``model`` runs on NHWC tensors (it is 1.5-2.5× faster for small CNNs on CPU
+    with oneDNN, and the layout tensor cores want); a model that reshapes with ``view``
+    may not, and then stays NCHW. The probe runs in eval mode: no statistics, no RNG."""
+    if x.dim() != 4:
+        return False
+    was = model.training
+    model.eval()
+    try:
+        model.to(memory_format=torch.channels_last)
+        model(x.contiguous(memory_format=torch.channels_last))
+        return True
+    except RuntimeError:
+        return False
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+        model.train(was)
+
+
 def amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
     if cfg.amp == "off" or (cfg.amp == "auto" and device.type != "cuda"):
         return None
@@ -146,10 +166,13 @@ def train(model: nn.Module, split: DataSplit, cfg: TrainConfig | None = None, lo
         out_dir.mkdir(parents=True, exist_ok=True)
 
     raw = model.to(device)
-    channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
+    size = tuple(cfg.input_size[-2:]) if cfg.input_size else tuple(split.train.x.shape[-2:])
+    channels_last = cfg.channels_last
+    if channels_last is None:
+        probe = split.train.normalize(split.train.x[:2].to(device))
+        channels_last = channels_last_works(raw, probe[..., :size[0], :size[1]])
     if channels_last:
         raw = raw.to(memory_format=torch.channels_last)
-    size = tuple(cfg.input_size[-2:]) if cfg.input_size else tuple(split.train.x.shape[-2:])
     loader = BatchLoader(split.train, cfg.batch_size, train=True, augment=cfg.augment,
                          seed=cfg.seed, rank=env.rank, world=env.world, device=device,
                          out_size=size, normalize=cfg.normalize)
@@ -283,7 +306,7 @@ def train(model: nn.Module, split: DataSplit, cfg: TrainConfig | None = None, lo
                 for k, v in batch_sums(o.float(), y, loss.float()).items():
                     if k in acc:
                         acc[k] += v
-            images += len(y)
+            images += len(y) * env.world
             if bar is not None:
                 bar.update(len(y))
                 bar.set_postfix(loss=f"{float(loss):.4f}", lr=f"{lr:.3g}", refresh=False)
