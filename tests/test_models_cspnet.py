@@ -11,15 +11,6 @@ from cnnlab.models.cspnet import CSPNet, Stage
 from cnnlab.profile import build_on_meta
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run many small ops: extra threads only add contention here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.parametrize("name, params, bflops", [
     ("cspresnet50", 21.57, 8.97), ("cspresnext50", 20.50, 7.93), ("cspdarknet53", 27.61, 13.07)])
 def test_darknet_counts(name, params, bflops):

@@ -12,15 +12,6 @@ from cnnlab.models.densenet import DenseNet
 from cnnlab.profile import build_on_meta
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and a shared CPU makes them much slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _weight_layers(model):
     return sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
 

@@ -25,15 +25,6 @@ from cnnlab.models.efficientnet import (
 )
 from cnnlab.profile import build_on_meta
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run many small ops: on a shared CPU extra threads only add contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 # The authors' released networks (tensorflow/tpu efficientnet_builder.py with its rounding):
 # stem, seven stage widths, head; repeats per stage; resolution.
 RELEASED = {

@@ -10,15 +10,6 @@ from cnnlab.layers.inception import Branches, InceptionResidual
 from cnnlab.profile import build_on_meta, profile
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small convolutions on a shared CPU: one thread avoids contention stalls."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _meta_input(name, size=None, batch=2):
     info = cnnlab.model_info(name)
     shape = info.input_size if size is None else (info.input_size[0], size, size)

@@ -11,15 +11,6 @@ from cnnlab.models.mobilenet_v2 import BOTTLENECKS
 from cnnlab.profile import build_on_meta
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run many small ops: on a shared CPU extra threads only add contention."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _blocks(model):
     return [m for m in model.modules() if isinstance(m, InvertedResidual)]
 

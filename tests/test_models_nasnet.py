@@ -10,15 +10,6 @@ from cnnlab.models.nasnet import NASNET_A_NORMAL, NASNET_A_REDUCTION, NASNet
 from cnnlab.profile import build_on_meta
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models run hundreds of small ops: extra threads only add contention here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def tiny(**kw):
     """NASNet-A 1 @ 96: F = 4 filters in the first stack, a few thousand parameters."""
     return NASNet(**{"num_cells": 1, "penultimate_filters": 96, "stem_filters": 8,

@@ -19,15 +19,6 @@ from cnnlab.profile import build_on_meta
 BLOCKS = (BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from threads, and a shared CPU makes them much slower."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _blocks(model):
     return [m for m in model.modules() if isinstance(m, BLOCKS)]
 

@@ -9,15 +9,6 @@ from cnnlab.models.shufflenet import V1_CHANNELS, ShuffleV1Unit, ShuffleV2Unit, 
 from cnnlab.profile import build_on_meta
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny inputs gain nothing from threads; on a shared, loaded machine they cost seconds."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _coded(c):
     return torch.arange(c, dtype=torch.float32).view(1, c, 1, 1).expand(2, c, 3, 3).clone()
 

@@ -9,16 +9,6 @@ from cnnlab.layers import Fire
 from cnnlab.models.squeezenet import BODY_1_0, PAPER_METAPARAMETERS, body_from_layout, fire_layout
 from cnnlab.profile import build_on_meta
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny inputs gain nothing from threads; on a shared, loaded machine they cost seconds."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 # Table 1, "#parameter before pruning"
 TABLE1_PARAMS = {"conv1": 14_208, "fire2": 11_920, "fire3": 12_432, "fire4": 45_344,
                  "fire5": 49_440, "fire6": 104_880, "fire7": 111_024, "fire8": 188_992,

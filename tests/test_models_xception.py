@@ -1,21 +1,11 @@
 """Xception: Fig. 5's flows, the separable convolution without a middle nonlinearity."""
 
-import pytest
 import torch
 
 import cnnlab
 from cnnlab.layers import SeparableConv2d
 from cnnlab.models.xception import XceptionBlock
 from cnnlab.profile import build_on_meta
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny inputs gain nothing from threads; on a shared, loaded machine they cost seconds."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_separable_conv_is_linear_between_depthwise_and_pointwise():
