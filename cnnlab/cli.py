@@ -181,7 +181,8 @@ def cmd_verify(args) -> int:
     if args.json:
         _emit({"ok": not bad, "checks": [c.to_dict() for c in checks]})
         return 1 if bad else 0
-    rows = [[c.model, c.config, c.metric, c.paper.text, human(c.measured),
+    rows = [[c.model, c.config, c.metric, c.paper.text,
+             f"{c.measured:.2f}" if c.metric == "size_mib" else human(c.measured),
              f"{c.delta_pct:+.2f}%", "ok" if c.ok else "FAIL",
              (c.note[:70] + "…" if len(c.note) > 70 else c.note)] for c in checks]
     print(render(rows, ["model", "config", "figure", "paper", "measured", "delta", "", "note"],

@@ -37,7 +37,7 @@ class Paper:
         return f"{self.authors} ({self.year}), {self.title}{arxiv}"
 
 
-_UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9}
+_UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9}  # B: "billion", as papers print it
 _FIGURE = re.compile(r"^\s*([0-9][0-9,]*(?:\.([0-9]+))?)\s*([KMGB]?)\s*$")
 
 
@@ -80,6 +80,8 @@ class Reference:
     macs: Figure | None = None
     exact_params: Figure | None = None
     exact_macs: Figure | None = None
+    size_mib: Figure | None = None  # fp32 model size in MiB, the "MB" of SqueezeNet's tables
+    exact_size_mib: Figure | None = None
     top1: float | None = None
     top5: float | None = None
     note: str = ""
@@ -89,16 +91,17 @@ class Reference:
     def from_dict(cls, d: dict[str, Any], default_input: tuple[int, ...]) -> Reference:
         d = dict(d)
         known = {"input_size", "table", "params", "macs", "exact_params", "exact_macs",
-                 "top1", "top5", "note", "kwargs"}
+                 "size_mib", "exact_size_mib", "top1", "top5", "note", "kwargs"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown reference keys {sorted(unknown)}")
         if "table" not in d:
             raise ValueError("a reference must name the table its figures come from")
-        if ("exact_params" in d or "exact_macs" in d) and not d.get("note"):
+        if any(k.startswith("exact_") for k in d) and not d.get("note"):
             raise ValueError("a reference with exact counts that differ from the paper needs"
                              " a note")
-        fig = {k: Figure.parse(d[k]) for k in ("params", "macs", "exact_params", "exact_macs")
+        fig = {k: Figure.parse(d[k]) for k in ("params", "macs", "exact_params", "exact_macs",
+                                                 "size_mib", "exact_size_mib")
                if d.get(k) is not None}
         return cls(
             input_size=tuple(d.get("input_size", default_input)),
@@ -145,6 +148,7 @@ def register_model(
     ``reference`` is one dict or a list of dicts (one per configuration the paper reports,
     e.g. each width multiplier), with keys ``params``, ``macs`` (figures as printed), ``table``,
     ``input_size``, ``top1``, ``top5``, ``kwargs`` (builder arguments for that row),
+    ``size_mib`` (fp32 size in MiB, written as printed: ``"4.8"`` for "4.8 MB"),
     and, where the paper's figure is not the network's, ``exact_params``/``exact_macs`` and
     ``note``. ``defaults`` are builder keyword arguments bound under this name, so one builder
     can be registered under several names (``vgg16`` = ``vgg_d``).

@@ -20,9 +20,9 @@ class Check:
     model: str
     config: str
     table: str
-    metric: str  # "params" or "macs"
+    metric: str  # "params", "macs" or "size_mib"
     paper: Figure
-    measured: int
+    measured: float
     expected: Figure  # what is checked: the paper's figure, or the recorded exact count
     note: str
 
@@ -55,11 +55,13 @@ def verify(pattern: str | None = None) -> list[Check]:
         for ref in info.references:
             prof = profile(name, ref.input_size, **ref.kwargs)
             cfg = _config(ref, info.input_size)
-            for metric in ("params", "macs"):
+            measured = {"params": prof.params, "macs": prof.macs,
+                        "size_mib": prof.model_size(32) / 2**20}
+            for metric, value in measured.items():
                 paper = getattr(ref, metric)
                 if paper is None:
                     continue
                 exact = getattr(ref, f"exact_{metric}")
-                checks.append(Check(name, cfg, ref.table, metric, paper, getattr(prof, metric),
+                checks.append(Check(name, cfg, ref.table, metric, paper, value,
                                     exact or paper, ref.note if exact else ""))
     return checks

@@ -203,3 +203,17 @@ def test_split_and_chunk_shapes_match_pytorch(op):
     real = [tuple(t.shape) for t in op(x)]
     p = profile(Net(), (7, 5, 6))
     assert [r.output_shape for r in p.rows if r.op == "mul"] == real
+
+
+def test_channel_shuffle_copy_counts_as_memory_access():
+    from cnnlab.layers.shuffle import channel_shuffle
+
+    class Net(nn.Module):
+        def forward(self, x):
+            return channel_shuffle(x, 2)
+
+    p = profile(Net(), (8, 4, 4))
+    copies = [r for r in p.rows if r.kind == "copy"]
+    assert len(copies) == 1 and copies[0].memory_access == 2 * 8 * 16
+    assert p.macs == 0
+    assert profile(nn.Sequential(), (8, 4, 4)).memory_access == 0  # contiguous input: no copy

@@ -59,3 +59,13 @@ def test_reset_classifier():
     m = cnnlab.create_model("mobilenet_v1", width_mult=0.25)
     m.reset_classifier(7)
     assert m(torch.zeros(1, 3, 64, 64)).shape == (1, 7)
+
+
+def test_model_size_figures_are_checked_in_mib():
+    from cnnlab.verify import verify
+
+    checks = {(c.model, c.metric): c for c in verify("squeezenet1_0*")}
+    vanilla = checks[("squeezenet1_0", "size_mib")]
+    assert vanilla.ok and vanilla.measured == pytest.approx(1_248_424 * 4 / 2**20)
+    complex_ = checks[("squeezenet1_0_complex_bypass", "size_mib")]
+    assert complex_.paper.text == "7.7" and complex_.expected.text == "6.06" and complex_.note

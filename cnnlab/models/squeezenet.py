@@ -176,6 +176,7 @@ _PARAMS_NOTE = ("Table 1 total; Table 2/3's 4.8 MB is these weights at 32 bit in
                 "(1,248,424 x 4 B = 4.76 MiB)")
 _REFS_1_0 = [
     {"params": 1_248_424, "table": "Table 1", "top1": 57.5, "top5": 80.3},
+    {"size_mib": "4.8", "table": "Table 2/3 (MB = MiB: 1,248,424 x 4 B = 4.76 MiB)"},
     {"macs": "833M", "table": "ShuffleNet (Zhang et al. 2018) Table 6"},
     {"macs": "1700M", "exact_macs": "833M", "table": "MobileNets (Howard et al. 2017) Table 9",
      "note": "MobileNets prints 1,700 M mult-adds, about twice the network's 833 M (the count "
@@ -190,8 +191,8 @@ def squeezenet1_0(num_classes=1000, in_chans=3, drop_rate=0.5):
 
 
 @register_model(paper=SQUEEZENET, input_size=(3, 227, 227), reference={
-    "params": 1_248_424, "table": "Table 3 (4.8 MB: a simple bypass adds no parameter)",
-    "top1": 60.4, "top5": 82.5})
+    "params": 1_248_424, "size_mib": "4.8",
+    "table": "Table 3 (4.8 MB: a simple bypass adds no parameter)", "top1": 60.4, "top5": 82.5})
 def squeezenet1_0_simple_bypass(num_classes=1000, in_chans=3, drop_rate=0.5):
     """SqueezeNet with simple bypass (Sec. 6, Fig. 2 middle): identity shortcuts around
     fire3, fire5, fire7 and fire9."""
@@ -199,11 +200,10 @@ def squeezenet1_0_simple_bypass(num_classes=1000, in_chans=3, drop_rate=0.5):
 
 
 @register_model(paper=SQUEEZENET, input_size=(3, 227, 227), reference={
-    "params": "2.0M", "exact_params": 1_588_392, "table": "Table 3 (7.7 MB / 4 B per weight)",
-    "top1": 58.8, "top5": 82.0,
-    "note": "Table 3's 7.7 MB would be 2.0 M fp32 weights; the 1x1 bypass convolutions "
-            "described in Sec. 6 (around fire2/4/6/8) add 339,968 weights: 1,588,392 "
-            "params = 6.06 MiB"})
+    "size_mib": "7.7", "exact_size_mib": "6.06", "exact_params": 1_588_392,
+    "table": "Table 3 (model size at 32 bit)", "top1": 58.8, "top5": 82.0,
+    "note": "Table 3 prints 7.7 MB; the 1x1 bypass convolutions described in Sec. 6 (around "
+            "fire2/4/6/8, no bias) add 339,968 weights: 1,588,392 params = 6.06 MiB"})
 def squeezenet1_0_complex_bypass(num_classes=1000, in_chans=3, drop_rate=0.5):
     """SqueezeNet with complex bypass (Sec. 6, Fig. 2 right): the simple bypasses plus 1×1
     convolution bypasses around fire2, fire4, fire6 and fire8."""

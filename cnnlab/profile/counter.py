@@ -472,8 +472,37 @@ def _split(counter, name, args, kwargs):
     return tuple(outs)  # views: no arithmetic, no row
 
 
+def _copy(counter, name, args, kwargs):
+    """A memory-layout change (channel shuffle's transpose + contiguous) does no arithmetic
+    but reads and writes every element: ShuffleNet V2's MAC counts it."""
+    x = args[0]
+    if name == "contiguous" and x.is_contiguous():
+        return x
+    counter._record(name, "copy", [x], _shape(x), 0, 0, 0, 0, x.element_size())
+    return _empty(x.shape, x)
+
+
+def _reshape(counter, name, args, kwargs):
+    """A view when the strides allow one; otherwise PyTorch copies, and the copy is counted."""
+    x = args[0]
+    shape = args[1:] if len(args) > 2 or (len(args) == 2 and isinstance(args[1], int)) \
+        else _arg(args, kwargs, 1, "shape")
+    try:
+        return x.view(*shape) if isinstance(shape, (tuple, list)) else x.view(shape)
+    except RuntimeError:
+        pass
+    shape = list(shape)
+    if shape.count(-1) == 1:
+        known = math.prod(s for s in shape if s != -1)
+        shape[shape.index(-1)] = x.numel() // known if known else 0
+    if math.prod(shape) != x.numel():
+        raise _FallThrough  # let PyTorch raise its own error
+    counter._record(name, "copy", [x], tuple(shape), 0, 0, 0, 0, x.element_size())
+    return _empty(tuple(shape), x)
+
+
 _HANDLERS = {
-    "split": _split, "chunk": _split,
+    "split": _split, "chunk": _split, "contiguous": _copy, "clone": _copy, "reshape": _reshape,
     **{n: _reduce for n in ("mean", "sum", "amax", "amin")},
     "interpolate": _interpolate,
     **{f"conv{n}d": _conv for n in (1, 2, 3)},
