@@ -26,7 +26,9 @@ def test_unknown_and_invalid_keywords():
 
 
 def test_defaults_per_dataset():
-    assert cnnlab.create_model("vgg11").get_classifier().out_features == 1000
+    from cnnlab.profile import build_on_meta
+
+    assert build_on_meta("vgg11").get_classifier().out_features == 1000
     assert cnnlab.model_info("lenet5").num_classes == 10
     assert cnnlab.model_info("lenet5").input_size == (1, 32, 32)
 
