@@ -303,7 +303,7 @@ def _check_against_model(f: ff.DczFile) -> None:
 
     try:
         meta = build_on_meta(f.model, **f.config)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, RuntimeError) as e:
         raise ff.CompressedFileError(f"file names model {f.model!r} that cannot be built: "
                                      f"{e}") from None
     want = meta.state_dict()

@@ -150,4 +150,6 @@ def bake(model: nn.Module) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         c, idx, _ = codebook_and_index(m)
         out[name] = (c.clone(), idx.clone())
         parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+        # keep the state-dict order of a plain layer (weight before bias)
+        m._parameters = {"weight": m._parameters.pop("weight"), **m._parameters}
     return out

@@ -5,6 +5,10 @@ mult-adds) of the dense layer, ``Act%`` the measured density of the layer's *inp
 activations on real data (the fraction of multiplications whose input is non-zero),
 ``Weights%`` kept, ``FLOP% = Weights% × Act%`` and the mult-adds that remain. The total row
 weighs Act% by the layers' dense FLOP, and its FLOP% is kept FLOP over dense FLOP.
+
+Han's printed Act% column is, on its numbers, the density of each layer's *output* after its
+ReLU (the logits of fc3 / fc2 read 100 %, and his FLOP% of a layer is its Weights% times the
+previous row's Act%): his row i corresponds to our row i + 1 where no pooling sits between.
 """
 
 from __future__ import annotations
@@ -17,20 +21,23 @@ from cnnlab.compress.prune import prunable_layers
 
 @torch.no_grad()
 def activation_density(model: nn.Module, x: torch.Tensor, batch_size: int = 500
-                       ) -> dict[str, float]:
-    """Fraction of non-zero input elements of every prunable layer, over the batch ``x``."""
+                       ) -> dict[str, tuple[float, float]]:
+    """``(input density, output density)`` of every prunable layer over the batch ``x``: the
+    fraction of non-zero elements the layer reads and writes (its output before any
+    activation module that follows it)."""
     layers = prunable_layers(model)
-    nz = {ly.label: 0 for ly in layers}
-    tot = {ly.label: 0 for ly in layers}
+    count = {ly.label: [0, 0, 0, 0] for ly in layers}  # nz in, numel in, nz out, numel out
 
     def hook_for(label):
-        def hook(module, args):
-            a = args[0]
-            nz[label] += int(torch.count_nonzero(a))
-            tot[label] += a.numel()
+        def hook(module, args, out):
+            c = count[label]
+            c[0] += int(torch.count_nonzero(args[0]))
+            c[1] += args[0].numel()
+            c[2] += int(torch.count_nonzero(out))
+            c[3] += out.numel()
         return hook
 
-    handles = [ly.module.register_forward_pre_hook(hook_for(ly.label)) for ly in layers]
+    handles = [ly.module.register_forward_hook(hook_for(ly.label)) for ly in layers]
     was = model.training
     model.eval()
     try:
@@ -40,7 +47,8 @@ def activation_density(model: nn.Module, x: torch.Tensor, batch_size: int = 500
         model.train(was)
         for h in handles:
             h.remove()
-    return {k: nz[k] / tot[k] if tot[k] else 1.0 for k in nz}
+    return {k: (c[0] / c[1] if c[1] else 1.0, c[2] / c[3] if c[3] else 1.0)
+            for k, c in count.items()}
 
 
 def layer_macs(model: nn.Module, input_size) -> dict[str, int]:
@@ -66,9 +74,10 @@ def pruning_table(model: nn.Module, input_size, x: torch.Tensor | None = None) -
         w = ly.module.weight.detach()
         kept = int(torch.count_nonzero(w))
         wp = kept / w.numel()
-        a = act.get(ly.label, 1.0)
+        a, o = act.get(ly.label, (1.0, None))
         rows.append({"layer": ly.label, "module": ly.name, "weights": w.numel(), "kept": kept,
-                     "flop": 2 * macs[ly.label], "act_pct": 100 * a, "weights_pct": 100 * wp,
+                     "flop": 2 * macs[ly.label], "act_pct": 100 * a,
+                     "out_act_pct": None if o is None else 100 * o, "weights_pct": 100 * wp,
                      "flop_pct": 100 * wp * a, "macs": macs[ly.label],
                      "macs_kept": round(macs[ly.label] * wp * a)})
     flop = sum(r["flop"] for r in rows)
@@ -77,6 +86,7 @@ def pruning_table(model: nn.Module, input_size, x: torch.Tensor | None = None) -
     macs_kept = sum(r["macs_kept"] for r in rows)
     rows.append({"layer": "Total", "module": "", "weights": weights, "kept": kept, "flop": flop,
                  "act_pct": sum(r["act_pct"] * r["flop"] for r in rows) / max(flop, 1),
+                 "out_act_pct": None,
                  "weights_pct": 100 * kept / max(weights, 1),
                  "flop_pct": 100 * 2 * macs_kept / max(flop, 1), "macs": flop // 2,
                  "macs_kept": macs_kept})
