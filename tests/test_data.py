@@ -216,9 +216,9 @@ def test_batch_augmentations():
     k = cutout(x + 1, 4, g)
     zeros = (k == 0).flatten(1).sum(1) // 3
     assert zeros.max() == 16 and zeros.min() >= 4  # 4x4 squares, clipped at borders
-    s = random_scale(x, 1.0, 1.0, g)
+    s, _ = random_scale(x, 1.0, 1.0, g)
     assert torch.allclose(s, x, atol=1e-5)  # s = 1: identity
-    assert random_scale(x, 0.5, 2.0, g).shape == x.shape
+    assert random_scale(x, 0.5, 2.0, g)[0].shape == x.shape
     val, vec = pca_basis((x * 255).to(torch.uint8))
     aug = BatchAugment("pca:0.1", pca=(val, vec))
     d = aug.pre(x, g) - x
@@ -228,6 +228,23 @@ def test_batch_augmentations():
     for bad in ("crop", "crop:-1", "spin", "flip:2", "scale:2-1"):
         with pytest.raises(ValueError):
             parse_augment(bad)
+
+
+def test_dense_targets_move_with_the_pixels():
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(16, 3, 12, 12) * 0.9 + 0.05
+    y = (x[:, 0] * 10).long()  # a label map read off the image itself
+    xa, ya = BatchAugment("crop:3,flip").pre(x.clone(), g, y)
+    inside = ya != 255
+    assert (~inside).any() and inside.float().mean() > 0.5
+    assert (xa[:, 0][~inside] == 0).all()  # outside pixels: zero padding, label 255 (void)
+    assert torch.equal(ya[inside], (xa[:, 0] * 10).long()[inside])
+    xs, ys = BatchAugment("scale:0.5-0.7").pre(x.clone(), g, y)
+    assert xs.shape == x.shape and ys.shape == y.shape and (ys == 255).any()
+    data = TensorData((x * 255).to(torch.uint8), y)
+    xb, yb = next(BatchLoader(data, 8, train=True, augment="crop:2,flip", out_size=(8, 8))
+                  .epoch(0))
+    assert xb.shape == (8, 3, 8, 8) and yb.shape == (8, 8, 8)
 
 
 def test_loader_epochs_and_shards():

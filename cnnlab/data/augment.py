@@ -12,6 +12,8 @@ A spec is a comma-separated list, applied in this order whatever order it is wri
 - ``pca:S``        AlexNet's PCA colour: add Σ αᵢλᵢpᵢ, αᵢ ~ N(0, S) (S = 0.1 in the paper)
 - ``rgbshift:A``   a random shift of each colour channel, uniform in [-A, A] (0-1 scale)
 - ``cutout:L``     zero an L×L square (after normalisation, i.e. to the mean) at a random centre
+
+Dense targets (N×H×W label maps the size of the images) move with the pixels.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 ORDER = ("scale", "crop", "flip", "pca", "rgbshift", "cutout")
+IGNORE = 255  # label of pixels that came from outside the image (VOC's "void")
 _ARGS = {"scale": "LO-HI", "crop": "P", "flip": None, "pca": "S", "rgbshift": "A", "cutout": "L"}
 
 
@@ -84,21 +87,33 @@ class BatchAugment:
     def __bool__(self):
         return bool(self.ops)
 
-    def pre(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    def pre(self, x: torch.Tensor, g: torch.Generator, y: torch.Tensor | None = None):
+        """Augment ``x``; with dense targets ``y`` (N×H×W label maps) the geometric transforms
+        move the labels with the pixels (nearest), and pixels from outside the image get the
+        label :data:`IGNORE`. Returns ``x``, or ``(x, y)`` when ``y`` is given."""
         ops = self.ops
+        lab = None if y is None else (y.float() + 1)[:, None]  # 0 = outside the image
         if "scale" in ops:
-            x = random_scale(x, *ops["scale"], g)
+            x, lab = random_scale(x, *ops["scale"], g, lab)
         h, w = self.out_size or x.shape[-2:]
         if "crop" in ops or (x.shape[-2], x.shape[-1]) != (h, w):
-            x = random_crop(x, int(ops.get("crop", 0)), (h, w), g)
+            c = x.shape[1]
+            both = x if lab is None else torch.cat([x, lab], 1)
+            both = random_crop(both, int(ops.get("crop", 0)), (h, w), g)
+            x, lab = (both, None) if lab is None else (both[:, :c], both[:, c:])
         if "flip" in ops:
-            x = random_flip(x, g)
+            m = _rand(len(x), g, x.device) < 0.5
+            x = _flip_where(x, m)
+            lab = None if lab is None else _flip_where(lab, m)
         if "pca" in ops and ops["pca"]:
             val, vec = self.pca
             x = pca_colour(x, val.to(x.device), vec.to(x.device), ops["pca"], g)
         if "rgbshift" in ops and ops["rgbshift"]:
             x = rgb_shift(x, ops["rgbshift"], g)
-        return x
+        if y is None:
+            return x
+        lab = lab[:, 0].round().long() - 1
+        return x, lab.masked_fill(lab < 0, IGNORE).to(y.dtype)
 
     def post(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
         if self.ops.get("cutout"):
@@ -135,13 +150,18 @@ def center_crop(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def random_flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    m = _rand(len(x), g, x.device) < 0.5
+    return _flip_where(x, _rand(len(x), g, x.device) < 0.5)
+
+
+def _flip_where(x: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
     return torch.where(m[:, None, None, None], x.flip(-1), x)
 
 
-def random_scale(x: torch.Tensor, lo: float, hi: float, g: torch.Generator) -> torch.Tensor:
+def random_scale(x: torch.Tensor, lo: float, hi: float, g: torch.Generator,
+                 labels: torch.Tensor | None = None):
     """Zoom each image by s ~ U[lo, hi] about a random centre that keeps the view inside the
-    image (s < 1 shrinks it onto a zero border): one affine_grid + grid_sample per batch."""
+    image (s < 1 shrinks it onto a zero border): one affine_grid + grid_sample per batch.
+    ``labels`` (N×1×H×W, float) follow with nearest sampling; returns ``(x, labels)``."""
     n = len(x)
     s = lo + (hi - lo) * _rand(n, g, x.device)
     inv = 1 / s
@@ -152,7 +172,11 @@ def random_scale(x: torch.Tensor, lo: float, hi: float, g: torch.Generator) -> t
     theta[:, 1, 1] = inv
     theta[:, :, 2] = t
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    if labels is not None:
+        labels = F.grid_sample(labels, grid, mode="nearest", padding_mode="zeros",
+                               align_corners=False)
+    return x, labels
 
 
 def pca_colour(x, eigval, eigvec, std, g):

@@ -91,20 +91,27 @@ class BatchLoader:
             sel = idx[b * self.batch:(b + 1) * self.batch]
             x = self.data.x.index_select(0, sel).to(self.device, non_blocking=True)
             y = self.data.y.index_select(0, sel).to(self.device, non_blocking=True)
-            yield self.prepare(x), y
+            yield self.prepare(x, y)
 
-    def prepare(self, x: torch.Tensor) -> torch.Tensor:
+    def prepare(self, x: torch.Tensor, y: torch.Tensor | None = None):
         """A raw batch → float32, augmented (training) or centre-cropped (evaluation),
-        normalised."""
+        normalised. Dense targets (N×H×W, the images' size) are cropped and flipped with
+        them. Returns ``(x, y)`` (``x`` alone when ``y`` is None)."""
         x = x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+        dense = y is not None and y.dim() == 3 and y.shape[-2:] == x.shape[-2:]
         if self.augment:
-            x = self.augment.pre(x, self.gen)
+            if dense:
+                x, y = self.augment.pre(x, self.gen, y)
+            else:
+                x = self.augment.pre(x, self.gen)
         elif tuple(x.shape[-2:]) != self.out_size:
             x = center_crop(x, self.out_size)
+            y = center_crop(y, self.out_size) if dense else y
         if self.normalize and self.data.mean is not None:
             m = torch.tensor(self.data.mean, device=x.device).view(1, -1, 1, 1)
             s = torch.tensor(self.data.std, device=x.device).view(1, -1, 1, 1)
             x = (x - m) / s
         if self.augment:
             x = self.augment.post(x, self.gen)
-        return x.contiguous()
+        x = x.contiguous()
+        return x if y is None else (x, y)

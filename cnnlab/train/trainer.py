@@ -140,14 +140,16 @@ def _write_metrics(out: Path, history: list[dict]) -> None:
 
 def train(model: nn.Module, split: DataSplit, cfg: TrainConfig | None = None, loss_fn=None,
           metric_fn=None, step_hooks=(), progress: bool = True, log=None,
-          meta: dict | None = None) -> TrainResult:
+          meta: dict | None = None, epoch_hooks=()) -> TrainResult:
     """Train ``model`` on ``split.train``, evaluating on ``split.val`` after every epoch.
 
     ``loss_fn(outputs, targets)`` (default: cross-entropy with ``cfg.label_smoothing``; a
     tuple of outputs = main + ``cfg.aux_weight``-weighted auxiliary heads), ``metric_fn``
     (sums of custom metrics, see :func:`evaluate`), ``step_hooks``: ``hook(model, step)``
-    after every optimizer step. ``log(line)`` receives one line per epoch (rank 0 only);
-    ``meta`` is stored in every checkpoint (e.g. the model's name and builder arguments)."""
+    after every optimizer step; ``epoch_hooks``: ``hook(row)`` with each epoch's metrics row
+    (after its checkpoint; raise to stop early). ``log(line)`` receives one line per epoch
+    (rank 0 only); ``meta`` is stored in every checkpoint (e.g. the model's name and builder
+    arguments)."""
     cfg = cfg or TrainConfig()
     device = resolve_device(cfg.device)
     env = DistEnv.from_env(device.type)
@@ -350,6 +352,8 @@ def train(model: nn.Module, split: DataSplit, cfg: TrainConfig | None = None, lo
         save(0)
         if log:
             log(_epoch_line(row, total_epochs=math.ceil(total / spe)))
+        for hook in epoch_hooks:
+            hook(row)
     metrics = {k[4:]: v for k, v in history[-1].items() if k.startswith("val_")} \
         if history else {}
     return TrainResult(history=history, metrics=metrics, steps=step, seconds=train_time,
