@@ -122,7 +122,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("lenet", "LeCun et al. 1998 (Sec. II, Appendix A)", dict(
         epochs=20, batch_size=32, lr=1e-3, optimizer="sgd", momentum=0.9, weight_decay=0.0,
         schedule="multistep", milestones=(2, 5, 8, 12), gamma=(0.4, 0.5, 0.5, 0.2)),
-        ("lenet5", "lenet5_modern"),
+        ("lenet5",),
         "inputs normalised to zero mean and unit variance; 20 passes, the rate cut after "
         "passes 2, 5, 8 and 12 in the paper's ratios (0.0005, 0.0002, 0.0001, 0.00005, "
         "0.00001 for its diagonal Levenberg-Marquardt; here SGD-momentum from 1e-3, batch 32)"),
