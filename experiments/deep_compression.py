@@ -99,9 +99,12 @@ def run_lenet(name: str, data: str, val_split: int, out: Path) -> bool:
     model, dense_top1 = dense_model(name, split, out, spec["dense"])
     t0 = time.time()
     path = out / f"{name}.dcz"
+    pruned_state = {}
     res = compress_model(model, name, {}, split, CompressSettings(prune=spec["prune"],
                                                                   **spec["compress"]),
-                         out=str(path), log=log)
+                         out=str(path), log=log,
+                         on_pruned=lambda m: pruned_state.update(
+                             {k: v.clone() for k, v in m.state_dict().items()}))
     log(f"{name}: compression {time.time() - t0:.0f} s")
     params = sum(v.numel() for v in cnnlab.create_model(name).state_dict().values())
     t = res.totals
@@ -131,7 +134,29 @@ def run_lenet(name: str, data: str, val_split: int, out: Path) -> bool:
         ok &= good
         print(f"{'PASS' if good else 'FAIL'}  {what}: {got:.1f}× (goal ≥ {want:.0f}×; {detail}), "
               f"top-1 {top1:.2f}% ({top1 - dense_top1:+.2f} points; goal ≥ -0.30)")
+    print("\nCentroid initialisation (Han 2016 Sec. 3.2, Fig. 7): top-1 of the pruned model "
+          "quantized at b bits per layer, before fine-tuning")
+    print(init_comparison(name, pruned_state, split))
     return ok
+
+
+def init_comparison(name: str, state: dict, split, bits=(2, 3, 4)) -> str:
+    from cnnlab.compress.prune import prunable_layers
+    from cnnlab.compress.quantize import quantize_layer
+    from cnnlab.table import render
+    from cnnlab.train import evaluate
+
+    rows = []
+    for b in bits:
+        row = [f"{b} bits"]
+        for init in ("linear", "density", "random"):
+            model = cnnlab.create_model(name)
+            model.load_state_dict(state)
+            for ly in prunable_layers(model):
+                quantize_layer(ly.module, b, init=init)
+            row.append(f"{float(evaluate(model, split.val)['top1']):.2f}%")
+        rows.append(row)
+    return render(rows, ["", "linear", "density", "random"], right={1, 2, 3})
 
 
 def run_squeezenet(out: Path) -> bool:

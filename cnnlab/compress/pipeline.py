@@ -195,10 +195,12 @@ class CompressResult:
 
 def compress_model(model: nn.Module, name: str, config: dict | None = None, split=None,
                    settings: CompressSettings | None = None, out: str | None = None,
-                   input_size=None, progress: bool = False, log=None) -> CompressResult:
+                   input_size=None, progress: bool = False, log=None,
+                   on_pruned=None) -> CompressResult:
     """Prune, retrain, quantize, retrain and encode ``model`` (a trained registered model
     ``name`` built with ``config``). Without ``split`` nothing is retrained or evaluated.
-    Writes ``out`` (a ``.dcz``) when given. The model is modified in place."""
+    Writes ``out`` (a ``.dcz``) when given. The model is modified in place;
+    ``on_pruned(model)`` sees it pruned and retrained, before quantization."""
     s = settings or CompressSettings()
     log = log or (lambda msg: None)
     config = dict(config or {})
@@ -236,6 +238,8 @@ def compress_model(model: nn.Module, name: str, config: dict | None = None, spli
         x = split.val.normalize(split.val.x[:n])
     pruning = pruning_table(model, input_size, x)
     pruned_top1 = _evaluate(model, split)
+    if on_pruned is not None:
+        on_pruned(model)
 
     for ly in layers:
         qz.quantize_layer(ly.module, bits[ly.label], init=s.init, seed=s.seed)

@@ -52,29 +52,40 @@ def init_centroids(x: torch.Tensor, k: int, init: str = "linear", seed: int = 0)
     return c.sort().values
 
 
-def kmeans_1d(x: torch.Tensor, k: int, init: str = "linear", iters: int = 100, seed: int = 0):
+def kmeans_1d(x: torch.Tensor, k: int, init: str = "linear", iters: int = 1000, seed: int = 0):
     """Lloyd's k-means on a 1-D sample: returns ``(centroids float32 (k,), labels long)``.
 
-    In one dimension the nearest centroid is found by bisection against the midpoints of the
-    sorted centroids. The returned centroids are the means of their clusters' members (a
-    cluster left empty keeps its last position), i.e. the WCSS minimiser for the labels.
+    In one dimension every cluster is a contiguous run of the sorted sample, cut at the
+    midpoints between neighbouring centroids: one sort, then each iteration costs only k
+    bisections and prefix-sum lookups. The returned centroids are the means of their
+    clusters' members (a cluster left empty keeps its last position), i.e. the WCSS
+    minimiser for the returned labels.
     """
     if k < 1:
         raise ValueError("k must be at least 1")
     x = x.detach().reshape(-1).double().cpu()
-    if x.numel() == 0:
+    n = x.numel()
+    if n == 0:
         return torch.zeros(k), torch.zeros(0, dtype=torch.long)
-    c = init_centroids(x, k, init, seed)
-    labels = None
+    xs = x.sort().values
+    cs = torch.cat([torch.zeros(1, dtype=torch.float64), xs.cumsum(0)])
+    c = init_centroids(xs, k, init, seed)
+    cut = None
     for _ in range(iters):
-        new = torch.bucketize(x, (c[1:] + c[:-1]) / 2)
-        if labels is not None and torch.equal(new, labels):
+        bounds = (c[1:] + c[:-1]) / 2
+        new = torch.searchsorted(xs, bounds, right=True)  # members of cluster j: x <= bound j
+        if cut is not None and torch.equal(new, cut):
             break
-        labels = new
-        c = _means(x, labels, c)
-        c, perm = c.sort()
-        labels = torch.argsort(perm)[labels]
-    return c.float(), labels
+        cut, used = new, bounds
+        lo = torch.cat([torch.zeros(1, dtype=torch.long), cut])
+        hi = torch.cat([cut, torch.full((1,), n, dtype=torch.long)])
+        count = hi - lo
+        c = torch.where(count > 0, (cs[hi] - cs[lo]) / count.clamp(min=1), c)
+        c = c.sort().values  # an empty cluster's old centroid may fall out of order
+    labels = torch.bucketize(x, used)  # the segmentation the centroids are the means of
+    c = _means(x, labels, c)
+    c, perm = c.sort()
+    return c.float(), torch.argsort(perm)[labels]
 
 
 def _means(x, labels, fallback):
@@ -110,7 +121,7 @@ class SharedWeight(nn.Module):
 
 
 def quantize_layer(module: nn.Module, bits: int, init: str = "linear", seed: int = 0,
-                   iters: int = 100) -> torch.Tensor:
+                   iters: int = 1000) -> torch.Tensor:
     """Cluster a layer's non-zero weights into ``2**bits`` shared values and tie them.
 
     Returns the codebook. Zero weights (pruned) stay zero and are not clustered.
