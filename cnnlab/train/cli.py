@@ -88,12 +88,19 @@ def _setup(args):
 
 def _model_and_data(name, spec, val_split, split_seed, size_text, sets, input_size=None):
     """Load the data, build the model for it and fit the images to the model's input: the
-    data's own size, or the model's minimum if that is larger (LeNet-5: MNIST 28 → 32)."""
+    data's own size, or the model's minimum if that is larger (LeNet-5: MNIST 28 → 32);
+    image folders are decoded at the model's paper input size (or ``--input-size``)."""
     import cnnlab
-    from cnnlab.data import fit_split, load_dataset
+    from cnnlab.data import fit_split, load_dataset, parse_spec
+    from cnnlab.registry import model_info
 
     size = parse_size(size_text) if size_text else input_size
-    split = load_dataset(spec, val_split=val_split, seed=split_seed or 0)
+    opts = {}
+    if parse_spec(spec)[0] == "folder":  # decode straight to the model's input size
+        full = model_info(name).input_size
+        side = size[-1] if size else full[-1]
+        opts["input_size"] = (int(sets.get("in_chans", full[0])), side, side)
+    split = load_dataset(spec, val_split=val_split, seed=split_seed or 0, **opts)
     kwargs = {"num_classes": split.num_classes, "in_chans": split.in_chans, **sets}
     model = cnnlab.create_model(name, **kwargs)
     c = kwargs["in_chans"]
