@@ -24,17 +24,26 @@ def cmd_compress(args) -> int:
     from cnnlab.compress.pipeline import compress_model
     from cnnlab.compress.report import format_pruning_table, format_stage_table
     from cnnlab.registry import create_model, model_info
-    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.train.checkpoint import load_checkpoint, read_meta
 
     info = model_info(args.model)
-    config = parse_sets(args.set)
+    meta = read_meta(args.checkpoint)
+    if meta.get("model") and meta["model"] != args.model:
+        raise ValueError(f"{args.checkpoint} holds {meta['model']}, not {args.model}")
+    # the builder arguments the checkpoint was trained with (cnnlab train records them)
+    config = {**meta.get("model_args", {}), **parse_sets(args.set)}
     settings = _settings(args)
+    size = tuple(meta.get("input_size") or info.input_size)
     split = None
     if args.data:
         from cnnlab.data import load_dataset
 
-        split = load_dataset(args.data, val_split=args.val_split, seed=args.seed,
-                             input_size=info.input_size)
+        same = args.data == meta.get("data_spec")
+        val_split = args.val_split if args.val_split is not None else \
+            (meta.get("val_split") if same else None)
+        seed = args.split_seed if args.split_seed is not None else \
+            (meta.get("split_seed", 0) if same else 0)
+        split = load_dataset(args.data, val_split=val_split, seed=seed, input_size=size)
         config.setdefault("num_classes", split.num_classes)
         config.setdefault("in_chans", split.in_chans)
     torch.manual_seed(args.seed)
@@ -42,7 +51,7 @@ def cmd_compress(args) -> int:
     load_checkpoint(args.checkpoint, model)
     log = None if args.json else (lambda m: print(m, file=sys.stderr))
     res = compress_model(model, args.model, config, split, settings, out=args.output,
-                         input_size=info.input_size, log=log)
+                         input_size=size, log=log)
     if args.json:
         print(json.dumps(res.to_dict(), default=str))
         return 0
@@ -75,7 +84,9 @@ def add_commands(sub) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="builder argument of the checkpoint's model (repeatable)")
     p.add_argument("--data", help="dataset for retraining and accuracy, e.g. mnist:data/mnist")
-    p.add_argument("--val-split", type=int, default=None, help="carve N validation images")
+    p.add_argument("--val-split", type=int, default=None,
+                   help="carve N validation images (default: the checkpoint's, same --data)")
+    p.add_argument("--split-seed", type=int, default=None, help="seed of that split (0)")
     p.add_argument("--prune", help="per layer: kept %% or quality × std, e.g. "
                                    "'fc1=8%%,fc2=9%%,fc3=26%%' or 'conv=q0.7,fc=q1.4'")
     p.add_argument("--bits", default="conv=8,fc=5", help="cluster-index bits per layer")
