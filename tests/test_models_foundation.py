@@ -134,3 +134,19 @@ def test_default_init_respects_submodules_with_their_own_scheme():
     default_init(net)
     assert torch.all(net[1].weight == 0.5)
     assert net[0].weight.std() > 0.1 and torch.all(net[0].bias == 0)
+
+
+def test_lenet5_c3_dense_path_equals_the_partial_connections():
+    torch.manual_seed(0)
+    c3 = cnnlab.create_model("lenet5").features.c3
+    x = torch.randn(3, 6, 14, 14, requires_grad=True)
+    dense, grouped = c3(x), c3.forward_grouped(x)
+    assert torch.allclose(dense, grouped, atol=1e-5)
+    g_dense = torch.autograd.grad(dense.square().sum(), [x, *c3.parameters()])
+    g_grouped = torch.autograd.grad(grouped.square().sum(), [x, *c3.parameters()])
+    for a, b in zip(g_dense, g_grouped):
+        assert torch.allclose(a, b, atol=1e-4)
+    weight, _ = c3.dense_weight()
+    assert int((weight.abs().sum((2, 3)) > 0).sum()) == 60  # Table I has 60 connections
+    c3_rows = [r for r in cnnlab.profile("lenet5").rows if r.name.startswith("features.c3")]
+    assert sum(r.macs for r in c3_rows) == 60 * 25 * 10 * 10  # the profiler counts the table
