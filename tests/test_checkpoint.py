@@ -16,14 +16,6 @@ from cnnlab.train.checkpoint import read_meta
 from cnnlab.train.optim import build_optimizer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def toy_split(n=192, seed=0):
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, 10, (n,), generator=g)

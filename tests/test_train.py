@@ -10,15 +10,6 @@ from cnnlab.train.config import RECIPES, recipe_for
 from cnnlab.train.optim import Schedule, build_optimizer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # the test machine is shared: several OpenMP threads per process thrash it
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def digits():
     split = load_dataset("digits", input_size=(1, 32, 32))

@@ -1,17 +1,8 @@
 import json
 
 import pytest
-import torch
 
 from cnnlab.cli import main
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def run(capsys, *argv):

@@ -12,38 +12,17 @@ mismatched file gives a one-line ``ValueError``.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from cnnlab.io import write_bytes_atomic
+
 FORMAT = "cnnlab-checkpoint"
 VERSION = 1
-
-
-def write_atomic(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` under a temporary name in the same directory, fsync, rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        with contextlib.suppress(OSError):  # make the rename itself durable
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _plain(v):
@@ -88,8 +67,8 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module,
     for k, v in (tensors or {}).items():
         out[f"extra.{k}"] = v.detach().cpu().clone().contiguous()
     text = json.dumps(info)
-    write_atomic(path, save(out, metadata={"cnnlab": text}))
-    write_atomic(path.with_suffix(".json"), json.dumps(info, indent=1).encode())
+    write_bytes_atomic(path, save(out, metadata={"cnnlab": text}))
+    write_bytes_atomic(path.with_suffix(".json"), json.dumps(info, indent=1).encode())
     return path
 
 

@@ -269,7 +269,7 @@ def cmd_recipes(args) -> int:
 def cmd_plot(args) -> int:
     import io
 
-    from cnnlab.train.checkpoint import write_atomic
+    from cnnlab.io import write_bytes_atomic
 
     d = Path(args.dir)
     f = d / "metrics.jsonl"
@@ -313,6 +313,6 @@ def cmd_plot(args) -> int:
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     out = Path(args.output) if args.output else d / "curves.png"
-    write_atomic(out, buf.getvalue())
+    write_bytes_atomic(out, buf.getvalue())
     print(out)
     return 0

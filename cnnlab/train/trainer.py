@@ -25,7 +25,8 @@ import torch.nn as nn
 
 from cnnlab.data.core import DataSplit
 from cnnlab.data.loader import BatchLoader
-from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint, write_atomic
+from cnnlab.io import write_bytes_atomic
+from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.train.config import TrainConfig
 from cnnlab.train.evaluate import batch_sums, cross_entropy, evaluate, finish
 from cnnlab.train.optim import Schedule, build_optimizer
@@ -135,7 +136,7 @@ def amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
 
 def _write_metrics(out: Path, history: list[dict]) -> None:
     text = "".join(json.dumps(row) + "\n" for row in history)
-    write_atomic(out / "metrics.jsonl", text.encode())
+    write_bytes_atomic(out / "metrics.jsonl", text.encode())
 
 
 def train(model: nn.Module, split: DataSplit, cfg: TrainConfig | None = None, loss_fn=None,
