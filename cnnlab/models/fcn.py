@@ -57,13 +57,19 @@ class BilinearUpsample(nn.Module):
         super().__init__()
         self.factor, self.padding, self.channels = factor, padding, channels
         weight = torch.zeros(channels, channels, 2 * factor, 2 * factor)
-        if not weight.is_meta:
-            idx = torch.arange(channels)
-            weight[idx, idx] = bilinear_kernel(2 * factor)
         if learnable:
             self.weight = nn.Parameter(weight)
         else:
             self.register_buffer("weight", weight)
+        self.init_weights()
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        if self.weight.is_meta:
+            return
+        self.weight.zero_()
+        idx = torch.arange(self.channels)
+        self.weight[idx, idx] = bilinear_kernel(2 * self.factor).to(self.weight)
 
     def forward(self, x):
         return F.conv_transpose2d(x, self.weight, stride=self.factor, padding=self.padding)
@@ -131,7 +137,7 @@ def vgg_encoder(model: ConvNet) -> tuple[FeatureExtractor, nn.Sequential]:
     drop = next((m.p for m in model.classifier if isinstance(m, nn.Dropout)), 0.5)
     fc, layers = nn.Sequential(), []
     for (name, (k, width)), linear in zip(FC_LAYERS.items(), linears):
-        conv = nn.Conv2d(c, width, k)
+        conv = nn.Conv2d(c, width, k, device=linear.weight.device)
         with torch.no_grad():
             if linear.weight.shape == (width, c * k * k):
                 conv.weight.copy_(linear.weight.view(width, c, k, k))
@@ -199,17 +205,24 @@ class FCN(ConvNet):
         device = next(self.parameters(), torch.empty(0)).device
         pad = (lambda f: 0) if self.caffe_geometry else (lambda f: f // 2)
         with torch.device(device):
-            # Sec. 4.2: new score layers start at zero
             self.score_fr = nn.Conv2d(self.num_features, num_classes, 1)
             self.score_pool = nn.ModuleList(nn.Conv2d(c, num_classes, 1)
                                             for c in self.skip_channels)
-            for conv in [self.score_fr, *self.score_pool]:
-                nn.init.zeros_(conv.weight)
-                nn.init.zeros_(conv.bias)
             self.upscore_skip = nn.ModuleList(BilinearUpsample(num_classes, 2, pad(2))
                                               for _ in self.skip_channels)
             self.upscore = BilinearUpsample(num_classes, self.stride, pad(self.stride),
                                             learnable=False)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """The encoder keeps its weights (its own initialisation, or trained ones: Sec. 4.1
+        fine-tunes ImageNet classifiers); new score layers start at zero (Sec. 4.2),
+        upsampling at bilinear interpolation (Sec. 4.3)."""
+        for conv in [self.score_fr, *self.score_pool]:
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+        for up in [*self.upscore_skip, self.upscore]:
+            up.init_weights()
 
     def get_classifier(self) -> nn.Module:
         return self.score_fr
@@ -240,11 +253,27 @@ class FCN(ConvNet):
         return self.forward_head(self.forward_features(x), size=x.shape[-2:])
 
 
-def build_fcn(stride: int, backbone: str = "vgg16", num_classes: int = 21, in_chans: int = 3,
+def make_encoder(backbone, in_chans: int, **kwargs) -> nn.Module:
+    """A backbone for a dense model: a registered name (built with ``kwargs``) or a model
+    instance, e.g. a trained classifier to fine-tune (used, and trimmed, in place)."""
+    if isinstance(backbone, nn.Module):
+        check_arg(not kwargs, f"backbone arguments {sorted(kwargs)} need a backbone name")
+        check_arg(bool(getattr(backbone, "feature_info", None)),
+                  f"{type(backbone).__name__} declares no feature_info")
+        return backbone
+    check_arg(isinstance(backbone, str), f"backbone must be a model name or a model, got "
+                                         f"{backbone!r}")
+    return create_model(backbone, in_chans=in_chans, **kwargs)
+
+
+def _in_chans(model: nn.Module) -> int:
+    return next(m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d))
+
+
+def build_fcn(stride: int, backbone="vgg16", num_classes: int = 21, in_chans: int = 3,
               drop_rate: float = 0.5, **backbone_kwargs) -> FCN:
-    """FCN-``stride``s on any registered backbone (VGG: the reference geometry)."""
-    check_arg(isinstance(backbone, str), f"backbone must be a model name, got {backbone!r}")
-    model = create_model(backbone, in_chans=in_chans, **backbone_kwargs)
+    """FCN-``stride``s on any backbone (VGG: the reference geometry)."""
+    model = make_encoder(backbone, in_chans, **backbone_kwargs)
     is_vgg = isinstance(model, VGGNet)
     if is_vgg:
         encoder, fc = vgg_encoder(model)
@@ -253,7 +282,7 @@ def build_fcn(stride: int, backbone: str = "vgg16", num_classes: int = 21, in_ch
                 m.p = drop_rate
     else:
         encoder, fc = FeatureExtractor(model), None
-        _strip_unused(encoder, in_chans, max(model.min_input_size, 64))
+        _strip_unused(encoder, _in_chans(model), max(model.min_input_size, 64))
     return FCN(encoder, fc, stride, num_classes, caffe_geometry=is_vgg)
 
 

@@ -17,12 +17,14 @@ with one expanding level per stride whose width is that stride's encoder width.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnlab.models.base import ConvNet, FeatureExtractor, check_arg
-from cnnlab.registry import Paper, create_model, register_model
+from cnnlab.registry import Paper, register_model
 
 UNET_PAPER = Paper("U-Net: Convolutional Networks for Biomedical Image Segmentation",
                    "Ronneberger, Fischer, Brox", 2015, "1505.04597")
@@ -113,9 +115,13 @@ class _DenseHead(ConvNet):
 
 
 def _he_init(module: nn.Module) -> None:
+    """Sec. 3: weights from N(0, 2/N), N the incoming nodes of one neuron: k² · C_in for a
+    convolution, C_in · (k / stride)² for an up-convolution."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
+            k, s = m.kernel_size[0] * m.kernel_size[1], m.stride[0] * m.stride[1]
+            n = m.in_channels * (k // s if isinstance(m, nn.ConvTranspose2d) else k)
+            nn.init.normal_(m.weight, 0, math.sqrt(2 / n))
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
 
@@ -149,6 +155,9 @@ class UNet(_DenseHead):
         sizes = [s for s in range(1, 2048) if unet_output_size(s, depth, padding)]
         self.min_input_size = sizes[0]
         self.reset_classifier(num_classes)
+        self.init_weights()
+
+    def init_weights(self) -> None:
         _he_init(self)
 
     def check_input(self, x):
@@ -202,6 +211,12 @@ class BackboneUNet(_DenseHead):
         self.feature_info = [dict(f, module=f"encoder.model.{f['module']}")
                              for f in encoder.feature_info]
         self.reset_classifier(num_classes)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """The encoder keeps its own (or trained) weights; the expanding path is new."""
+        _he_init(self.up)
+        _he_init(self.head)
 
     def forward_features(self, x):
         size = x.shape[-2:]
@@ -224,9 +239,9 @@ def unet(num_classes=2, in_chans=1, drop_rate=0.5, depth=4, base_width=64, paddi
     if backbone is None:
         check_arg(not backbone_kwargs, f"unknown argument(s) {', '.join(backbone_kwargs)}")
         return UNet(num_classes, in_chans, depth, base_width, padding, bool(norm), drop_rate)
-    from cnnlab.models.fcn import _strip_unused
+    from cnnlab.models.fcn import _in_chans, _strip_unused, make_encoder
 
-    model = create_model(backbone, in_chans=in_chans, **backbone_kwargs)
+    model = make_encoder(backbone, in_chans, **backbone_kwargs)
     encoder = FeatureExtractor(model)
-    _strip_unused(encoder, in_chans, max(model.min_input_size, 64))
+    _strip_unused(encoder, _in_chans(model), max(model.min_input_size, 64))
     return BackboneUNet(encoder, num_classes, drop_rate, norm is not False)
