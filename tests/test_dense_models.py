@@ -141,3 +141,15 @@ def test_dense_models_reset_classifier():
     h = cnnlab.create_model("hourglass", stacks=2, features=8, levels=2).eval()
     h.reset_classifier(3)
     assert h(torch.randn(1, 3, 32, 32)).shape == (1, 3, 8, 8)
+
+
+def test_features_only_on_dense_models():
+    cases = [("fcn8s", dict(backbone="mobilenet_v1", width_mult=0.25), 3, 64, [2, 4, 8, 16, 32]),
+             ("unet", dict(padding="same", base_width=4, depth=2), 1, 32, [1, 2, 4]),
+             ("unet", dict(backbone="mobilenet_v1", width_mult=0.25), 1, 64, [2, 4, 8, 16, 32]),
+             ("hourglass", dict(stacks=2, features=8, levels=2), 3, 32, [2, 4])]
+    for name, kw, c, size, reductions in cases:
+        f = cnnlab.create_model(name, features_only=True, **kw)
+        outs = f(torch.randn(1, c, size, size))
+        assert [size // o.shape[-1] for o in outs] == reductions == f.reductions, name
+        assert [o.shape[1] for o in outs] == f.channels, name

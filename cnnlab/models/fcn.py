@@ -103,6 +103,32 @@ def _crop(t: torch.Tensor, offset: int, h: int, w: int, what: str) -> torch.Tens
     return t[..., offset:offset + h, offset:offset + w]
 
 
+class Encoder(FeatureExtractor):
+    """A backbone's feature maps for a dense head. Unlike :class:`FeatureExtractor` it runs
+    the whole ``forward_features`` (the unused tail is stripped when the dense model is
+    built) and catches nothing, so ``features_only`` on the dense model can stop inside it."""
+
+    def forward(self, x):
+        modules = dict(self.model.named_modules())
+        outs: dict[str, torch.Tensor] = {}
+
+        def keep(name):
+            def hook(module, args, out):
+                outs[name] = out
+            return hook
+
+        hooks = [modules[f["module"]].register_forward_hook(keep(f["module"]))
+                 for f in self.feature_info]
+        try:
+            if hasattr(self.model, "check_input"):
+                self.model.check_input(x)
+            self.model.forward_features(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        return [outs[f["module"]] for f in self.feature_info]
+
+
 def _strip_unused(extractor: FeatureExtractor, in_chans: int, size: int) -> None:
     """Replace the backbone's modules that its feature maps never use (its last 1×1
     convolution, pooling, classifier) with ``nn.Identity``, so parameter counts are the
@@ -167,7 +193,7 @@ class FCN(ConvNet):
         check_arg(not missing, f"{encoder.model_name} has no feature map at stride "
                                f"{missing} for FCN-{stride}s (strides: {red})")
         picks = [red.index(r) for r in need][::-1] + [len(red) - 1]
-        self.encoder = FeatureExtractor(encoder.model, tuple(picks))
+        self.encoder = Encoder(encoder.model, tuple(picks))
         self.fc = fc if fc is not None else nn.Identity()
         self.caffe_geometry = caffe_geometry
         self.stride, self.top = stride, top

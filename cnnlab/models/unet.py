@@ -239,9 +239,9 @@ def unet(num_classes=2, in_chans=1, drop_rate=0.5, depth=4, base_width=64, paddi
     if backbone is None:
         check_arg(not backbone_kwargs, f"unknown argument(s) {', '.join(backbone_kwargs)}")
         return UNet(num_classes, in_chans, depth, base_width, padding, bool(norm), drop_rate)
-    from cnnlab.models.fcn import _in_chans, _strip_unused, make_encoder
+    from cnnlab.models.fcn import Encoder, _in_chans, _strip_unused, make_encoder
 
     model = make_encoder(backbone, in_chans, **backbone_kwargs)
-    encoder = FeatureExtractor(model)
-    _strip_unused(encoder, _in_chans(model), max(model.min_input_size, 64))
+    _strip_unused(FeatureExtractor(model), _in_chans(model), max(model.min_input_size, 64))
+    encoder = Encoder(model)
     return BackboneUNet(encoder, num_classes, drop_rate, norm is not False)
