@@ -152,3 +152,20 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(digits, tmp_path):
     with pytest.raises(TrainingDiverged, match="last good checkpoint"):
         train(model, digits, cfg, step_hooks=[poison], progress=False)
     assert (tmp_path / "last.safetensors").read_bytes() == state["ckpt"]
+
+
+def test_mismatched_dense_output_is_a_clear_error():
+    from cnnlab.train import cross_entropy
+
+    loss = cross_entropy()
+    with pytest.raises(ValueError, match="outputs 24x24 maps but the targets are 64x64"):
+        loss(torch.zeros(2, 3, 24, 24), torch.zeros(2, 64, 64, dtype=torch.long))
+    with pytest.raises(ValueError, match="targets are class labels"):
+        loss(torch.zeros(2, 3, 8, 8), torch.zeros(2, dtype=torch.long))
+    assert loss(torch.zeros(2, 3, 8, 8), torch.zeros(2, 8, 8, dtype=torch.long)) > 0
+
+
+def test_mnist_canvas_is_a_registered_dataset_spec():
+    from cnnlab.data import list_datasets
+
+    assert "mnist-canvas" in list_datasets()

@@ -147,9 +147,12 @@ class SqueezeNet(ConvNet):
                                                 act=nn.ReLU(inplace=True)))
         self.avgpool10 = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten(1)
+        self.min_input_size = 21 if conv1 == CONV1_1_0 else 17
+
+    def init_weights(self):
+        super().init_weights()
         nn.init.normal_(self.conv10.conv.weight, 0.0, 0.01)  # the released model's init
         nn.init.zeros_(self.conv10.conv.bias)
-        self.min_input_size = 21 if conv1 == CONV1_1_0 else 17
 
     def forward_features(self, x):
         for name in self._features:

@@ -18,10 +18,22 @@ def main_output(out):
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
+def _check_shapes(out: torch.Tensor, y: torch.Tensor) -> None:
+    """A model whose output does not fit the targets is a user error, not a traceback."""
+    if y.dim() >= 2 and out.dim() == y.dim() + 1 and out.shape[2:] != y.shape[1:]:
+        got, want = "x".join(map(str, out.shape[2:])), "x".join(map(str, y.shape[1:]))
+        raise ValueError(f"the model outputs {got} maps but the targets are {want} (a "
+                         "valid-convolution U-Net needs --set padding=same, or a larger input)")
+    if y.dim() == 1 and out.dim() != 2:
+        raise ValueError(f"the model outputs shape {tuple(out.shape[1:])} per image but the "
+                         "targets are class labels: use a classifier, or dense targets")
+
+
 def cross_entropy(label_smoothing: float = 0.0, aux_weight: float | tuple = 0.3):
     """Cross-entropy; a tuple/list of outputs is main + auxiliary heads, the latter weighted
     by ``aux_weight`` (one weight, or one per head; GoogLeNet: 0.3)."""
     def loss_fn(out, y):
+        _check_shapes(out[0] if isinstance(out, (tuple, list)) else out, y)
         if isinstance(out, (tuple, list)):
             ws = aux_weight if isinstance(aux_weight, (tuple, list)) else \
                 [aux_weight] * (len(out) - 1)

@@ -262,7 +262,8 @@ def train(model: nn.Module, split: DataSplit, cfg: TrainConfig | None = None, lo
     while step < total:
         net.train()
         acc = {k: torch.tensor(partial.get(k, 0.0) if partial else 0.0, dtype=torch.float64,
-                               device=device) for k in ("n", "loss", "top1", "top5")}
+                               device=device)
+               for k in ("n", "loss", "top1", "top5", "pixels", "pixel_correct")}
         partial = None
         bar = None
         if show:
@@ -328,9 +329,12 @@ def train(model: nn.Module, split: DataSplit, cfg: TrainConfig | None = None, lo
 
             for k in sorted(acc):
                 dist.all_reduce(acc[k])
-        tr = finish(acc)
+        tr = finish(acc)  # fixed keys (ranks must all-reduce the same): drop those unused
+        dense = float(acc["pixels"]) > 0
         row = {"epoch": epoch + 1, "step": step, "lr": sched.lr(max(step - 1, 0)),
-               "train_loss": tr["loss"], "train_top1": tr.get("top1")}
+               "train_loss": tr["loss"], "train_top1": None if dense else tr.get("top1")}
+        if dense:
+            row["train_pixel_acc"] = tr.get("pixel_acc")
         last = epoch + 1 >= math.ceil(total / spe) or step >= total
         if (epoch + 1) % max(cfg.eval_every, 1) == 0 or last:
             val = evaluate(raw, split.val, cfg.eval_batch_size, metric_fn, loss_fn=loss_fn,
@@ -368,6 +372,8 @@ def _epoch_line(row: dict, total_epochs: int) -> str:
              f"lr {row['lr']:.4g}", f"train loss {row['train_loss']:.4f}"]
     if row.get("train_top1") is not None:
         parts.append(f"train top-1 {row['train_top1']:.2f}%")
+    if row.get("train_pixel_acc") is not None:
+        parts.append(f"train pixel acc {row['train_pixel_acc']:.2f}%")
     if "val_loss" in row:
         parts.append(f"val loss {row['val_loss']:.4f}")
     for k in ("val_top1", "val_top5", "val_pixel_acc", "val_ema_top1"):
