@@ -150,3 +150,20 @@ def test_lenet5_c3_dense_path_equals_the_partial_connections():
     assert int((weight.abs().sum((2, 3)) > 0).sum()) == 60  # Table I has 60 connections
     c3_rows = [r for r in cnnlab.profile("lenet5").rows if r.name.startswith("features.c3")]
     assert sum(r.macs for r in c3_rows) == 60 * 25 * 10 * 10  # the profiler counts the table
+
+
+@pytest.mark.parametrize("name", [n for n in cnnlab.list_models() if n != "lenet_300_100"])
+def test_features_only_matches_declared_feature_info(name):
+    """Every model (but the MLP) yields one map per declared stride, with the declared
+    channels; later maps are no larger than earlier ones."""
+    from cnnlab.models.base import FeatureExtractor
+
+    m = build_on_meta(name).eval()
+    info = m.feature_info
+    outs = FeatureExtractor(m)(torch.empty(1, *cnnlab.model_info(name).input_size,
+                                           device="meta"))
+    assert [o.shape[1] for o in outs] == [f["channels"] for f in info]
+    reductions = [f["reduction"] for f in info]
+    assert reductions == sorted(reductions)
+    sides = [o.shape[-1] for o in outs]
+    assert sides == sorted(sides, reverse=True)
