@@ -200,6 +200,17 @@ def model_info(name: str) -> ModelInfo:
     return _REGISTRY[name]
 
 
+def _check_common(name: str, kwargs: dict) -> None:
+    """The arguments every model shares, checked once here rather than in each family."""
+    for key in ("num_classes", "in_chans"):
+        v = kwargs.get(key)
+        if key in kwargs and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
+            raise ValueError(f"{name}: {key} must be a positive integer, got {v!r}")
+    rate = kwargs.get("drop_rate", 0.0)
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+        raise ValueError(f"{name}: drop_rate must be in [0, 1), got {rate!r}")
+
+
 def create_model(name: str, *, features_only: bool = False, **kwargs) -> nn.Module:
     """Build a registered model: ``create_model("mobilenet_v1", width_mult=0.5)``.
 
@@ -217,6 +228,7 @@ def create_model(name: str, *, features_only: bool = False, **kwargs) -> nn.Modu
         if bad:
             valid = ", ".join(p for p in params if p != "kwargs")
             raise ValueError(f"{name}: unknown argument(s) {', '.join(bad)}; valid: {valid}")
+    _check_common(name, kwargs)
     model = info.builder(**{**info.defaults, **kwargs})
     if hasattr(model, "init_weights"):
         model.init_weights()

@@ -12,7 +12,7 @@ from collections import OrderedDict
 
 import torch.nn as nn
 
-from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
+from cnnlab.models.base import ClassifierHead, ConvNet
 from cnnlab.registry import Paper, register_model
 
 ALEXNET = Paper("ImageNet Classification with Deep Convolutional Neural Networks",
@@ -39,7 +39,6 @@ class AlexNet(ConvNet):
     def __init__(self, cfg, num_classes=1000, in_chans=3, drop_rate=0.5):
         super().__init__()
         self.min_input_size = 63 if cfg[0][3] else 67  # conv1 unpadded in the original
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         self.num_classes = num_classes
         layers, c, self.feature_info = OrderedDict(), in_chans, []
         for i, (out, k, s, p, g, lrn, pool) in enumerate(cfg, 1):

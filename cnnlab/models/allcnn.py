@@ -33,7 +33,6 @@ class AllCNN(ConvNet):
 
     def __init__(self, cfg, num_classes=10, in_chans=3, drop_rate=0.5, input_drop_rate=0.2):
         super().__init__()
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         check_arg(0 <= drop_rate < 1 and 0 <= input_drop_rate < 1,
                   "dropout rates must be in [0, 1)")
         self.num_classes = num_classes

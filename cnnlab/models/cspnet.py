@@ -21,7 +21,7 @@ import torch.nn as nn
 from cnnlab.layers.conv import ConvNormAct
 from cnnlab.layers.csp import CrossStagePartial, DarkBlock
 from cnnlab.layers.resnet_blocks import Bottleneck, ZeroPadShortcut
-from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
+from cnnlab.models.base import ClassifierHead, ConvNet
 from cnnlab.registry import Paper, register_model
 
 CSPNET = Paper("CSPNet: A New Backbone that can Enhance Learning Capability of CNN",
@@ -77,7 +77,6 @@ class CSPNet(ConvNet):
 
     def __init__(self, cfg, num_classes=1000, in_chans=3, drop_rate=0.0):
         super().__init__()
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         self.num_classes = num_classes
         stem_type, stages, block_type = cfg
         stem = STEMS[stem_type]

@@ -57,7 +57,6 @@ class DenseNet(ConvNet):
                   f"compression must be in (0, 1], got {compression!r}")
         check_arg(isinstance(conv_drop_rate, (int, float)) and 0 <= conv_drop_rate < 1,
                   f"conv_drop_rate must be in [0, 1), got {conv_drop_rate!r}")
-        check_arg(num_classes >= 0, f"num_classes must be non-negative, got {num_classes}")
         self.num_classes = num_classes
         if stem == "imagenet":
             self.conv = ConvNormAct(in_chans, stem_chs, 7, 2)

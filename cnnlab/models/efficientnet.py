@@ -179,7 +179,6 @@ class EfficientNet(ConvNet):
     def __init__(self, config: EfficientNetConfig, num_classes=1000, in_chans=3,
                  drop_rate=None, drop_path_rate=0.2):
         super().__init__()
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         drop_rate = config.dropout if drop_rate is None else drop_rate
         check_arg(0 <= drop_rate < 1, f"drop_rate must be in [0, 1), got {drop_rate!r}")
         check_arg(0 <= drop_path_rate < 1,

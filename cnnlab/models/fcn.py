@@ -185,7 +185,6 @@ class FCN(ConvNet):
                  num_classes: int = 21, caffe_geometry: bool = False):
         super().__init__()
         check_arg(stride in SKIPS, f"FCN output stride must be 32, 16 or 8, got {stride}")
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         red = encoder.reductions
         top = red[-1]
         need = [top // 2 ** (i + 1) for i in range(len(SKIPS[stride]))]

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnlab.layers.inception import BasicConv, Branches, googlenet_module
-from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
+from cnnlab.models.base import ClassifierHead, ConvNet
 from cnnlab.registry import Paper, register_model
 
 GOOGLENET = Paper("Going Deeper with Convolutions", "Szegedy, Liu, Jia, Sermanet, Reed, "
@@ -79,7 +79,6 @@ class GoogLeNet(ConvNet):
 
     def __init__(self, num_classes=1000, in_chans=3, drop_rate=0.4, aux_logits=False):
         super().__init__()
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         self.num_classes = num_classes
         self.aux_loss_weight = AUX_LOSS_WEIGHT
         layers = OrderedDict(

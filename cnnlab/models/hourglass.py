@@ -109,7 +109,6 @@ class StackedHourglass(ConvNet):
         check_arg(isinstance(levels, int) and levels >= 1, f"levels must be >= 1, got {levels!r}")
         check_arg(isinstance(features, int) and features >= 2 and features % 2 == 0,
                   f"features must be an even int >= 2, got {features!r}")
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         scale = features / FEATURES  # thinner networks scale the stem alike
         widths = [max(int(c * scale), 2) // 2 * 2 for _, c in STEM]
         widths[-1] = features

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnlab.layers.inception import BasicConv, Branches, conv, googlenet_module, make_branch, pool
-from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
+from cnnlab.models.base import ClassifierHead, ConvNet
 from cnnlab.registry import Paper, register_model
 
 BN_INCEPTION = Paper("Batch Normalization: Accelerating Deep Network Training by Reducing "
@@ -101,7 +101,6 @@ class BNInception(ConvNet):
 
     def __init__(self, num_classes=1000, in_chans=3, drop_rate=0.0, separable_stem=False):
         super().__init__()
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         self.num_classes = num_classes
         if separable_stem:  # depthwise 7×7 with depth multiplier 8, then 1×1 (TF-slim v2)
             conv1 = nn.Sequential(OrderedDict(
@@ -160,7 +159,6 @@ class InceptionV3(ConvNet):
 
     def __init__(self, num_classes=1000, in_chans=3, drop_rate=0.2, aux_logits=False):
         super().__init__()
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         self.num_classes = num_classes
         self.aux_loss_weight = 0.4  # TF-slim's weight for the auxiliary loss
         layers, c = OrderedDict(), in_chans

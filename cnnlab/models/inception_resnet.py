@@ -24,7 +24,7 @@ from cnnlab.layers.inception import (
     make_branch,
     pool,
 )
-from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
+from cnnlab.models.base import ClassifierHead, ConvNet
 from cnnlab.models.inception import V3_STEM
 from cnnlab.registry import Paper, register_model
 
@@ -62,7 +62,6 @@ class InceptionResNetV2(ConvNet):
 
     def __init__(self, num_classes=1000, in_chans=3, drop_rate=0.2):
         super().__init__()
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         self.num_classes = num_classes
         layers, c = OrderedDict(), in_chans
         for name, step in V3_STEM:

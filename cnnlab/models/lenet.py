@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
+from cnnlab.models.base import ClassifierHead, ConvNet
 from cnnlab.registry import Paper, register_model
 
 LECUN_1998 = Paper("Gradient-Based Learning Applied to Document Recognition",
@@ -232,25 +232,16 @@ class CaffeLeNet(ConvNet):
         return self.head(self.fc1(x), pre_logits=pre_logits)
 
 
-def _classes(num_classes, in_chans):
-    check_arg(isinstance(num_classes, int) and num_classes > 0,
-              f"num_classes must be a positive integer, got {num_classes!r}")
-    check_arg(isinstance(in_chans, int) and in_chans > 0,
-              f"in_chans must be a positive integer, got {in_chans!r}")
-
-
 @register_model(paper=LECUN_1998, input_size=(1, 32, 32), num_classes=10, reference={
     "params": 60_000, "table": "Sec. II.B (156 + 12 + 1,516 + 32 + 48,120 + 10,164)"})
 def lenet5(num_classes=10, in_chans=1, drop_rate=0.0):
     """LeNet-5 exactly as LeCun et al. 1998, Sec. II.B: 60,000 trainable parameters."""
-    _classes(num_classes, in_chans)
     return LeNet5(num_classes, in_chans, modern=False, drop_rate=drop_rate)
 
 
 @register_model(paper=LECUN_1998, input_size=(1, 32, 32), num_classes=10)
 def lenet5_modern(num_classes=10, in_chans=1, drop_rate=0.0):
     """LeNet-5 as commonly rebuilt: full C3, max pooling, ReLU, linear classifier."""
-    _classes(num_classes, in_chans)
     return LeNet5(num_classes, in_chans, modern=True, drop_rate=drop_rate)
 
 
@@ -258,7 +249,6 @@ def lenet5_modern(num_classes=10, in_chans=1, drop_rate=0.0):
     "params": 266_610, "table": "Table 1 (267K; Deep Compression Table 2: 266K)"})
 def lenet_300_100(num_classes=10, in_chans=1, drop_rate=0.0):
     """LeNet-300-100, the fully connected MNIST network Han et al. 2015/2016 prune."""
-    _classes(num_classes, in_chans)
     return MLP(num_classes, in_chans, drop_rate=drop_rate)
 
 
@@ -266,5 +256,4 @@ def lenet_300_100(num_classes=10, in_chans=1, drop_rate=0.0):
     "params": 431_080, "table": "Table 2 (conv1 0.5K, conv2 25K, fc1 400K, fc2 5K)"})
 def lenet5_caffe(num_classes=10, in_chans=1, drop_rate=0.0):
     """The "LeNet-5" of Han et al. 2015 Table 2 and Deep Compression: Caffe's LeNet."""
-    _classes(num_classes, in_chans)
     return CaffeLeNet(num_classes, in_chans, drop_rate)

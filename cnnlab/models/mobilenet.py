@@ -38,7 +38,6 @@ class MobileNetV1(ConvNet):
         super().__init__()
         check_arg(isinstance(width_mult, (int, float)) and width_mult > 0,
                   f"width_mult must be a positive number, got {width_mult!r}")
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         self.num_classes = num_classes
 
         def width(c):

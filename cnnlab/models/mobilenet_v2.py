@@ -53,7 +53,6 @@ class MobileNetV2(ConvNet):
         super().__init__()
         check_arg(isinstance(width_mult, (int, float)) and width_mult > 0,
                   f"width_mult must be a positive number, got {width_mult!r}")
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         check_arg(output_stride in (8, 16, 32),
                   f"output_stride must be 8, 16 or 32, got {output_stride!r}")
         check_arg(0 <= drop_rate < 1, f"drop_rate must be in [0, 1), got {drop_rate!r}")

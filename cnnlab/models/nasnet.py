@@ -94,7 +94,6 @@ class NASNet(ConvNet):
                   and penultimate_filters % per == 0 and penultimate_filters // per % 4 == 0,
                   f"penultimate_filters must be a positive multiple of {4 * per}, "
                   f"got {penultimate_filters!r}")
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         check_arg(0 <= drop_path_rate < 1, f"drop_path_rate must be in [0, 1), got "
                                            f"{drop_path_rate}")
         self.num_classes = num_classes

@@ -16,7 +16,7 @@ from collections import OrderedDict
 import torch
 import torch.nn as nn
 
-from cnnlab.models.base import ConvNet, check_arg
+from cnnlab.models.base import ConvNet
 from cnnlab.registry import Paper, register_model
 
 NIN = Paper("Network In Network", "Lin, Chen, Yan", 2013, "1312.4400")
@@ -61,7 +61,6 @@ class NetworkInNetwork(ConvNet):
     def __init__(self, cfg, num_classes=10, in_chans=3, drop_rate=0.5, min_input_size=1):
         super().__init__()
         self.min_input_size = min_input_size
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         self.num_classes = num_classes
         layers, c, self.feature_info = OrderedDict(), in_chans, []
         reduction = 1

@@ -62,7 +62,6 @@ class ResNet(ConvNet):
         check_arg(block in EXPANSION, f"block must be 'basic' or 'bottleneck', got {block!r}")
         check_arg(shortcut in SHORTCUTS,
                   f"shortcut must be one of {', '.join(SHORTCUTS)}, got {shortcut!r}")
-        check_arg(num_classes >= 0, f"num_classes must be non-negative, got {num_classes}")
         check_arg(isinstance(cardinality, int) and cardinality >= 1,
                   f"cardinality must be a positive integer, got {cardinality!r}")
         check_arg(isinstance(base_width, int) and base_width >= 1,

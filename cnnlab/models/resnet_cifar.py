@@ -53,7 +53,6 @@ class CifarResNet(ConvNet):
         check_arg(block == "basic" or preact, "bottleneck CIFAR ResNets are pre-activation")
         check_arg(isinstance(depth, int) and depth > 2 and (depth - 2) % per == 0,
                   f"depth must be {per}n + 2 for {block} blocks, got {depth!r}")
-        check_arg(num_classes >= 0, f"num_classes must be non-negative, got {num_classes}")
         n = (depth - 2) // per
         self.num_classes = num_classes
         # pre-activation: conv1's BN-ReLU pre-activates the first block (authors' code)

@@ -130,7 +130,6 @@ class ShuffleNet(ConvNet):
     def __init__(self, conv1, stages, repeats, make_unit, conv5=None, num_classes=1000,
                  in_chans=3, drop_rate=0.0):
         super().__init__()
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         self.num_classes = num_classes
         layers = OrderedDict(conv1=ConvNormAct(in_chans, conv1, 3, 2),
                              maxpool=nn.MaxPool2d(3, 2, padding=1))

@@ -40,7 +40,6 @@ class SimpNet(ConvNet):
 
     def __init__(self, groups, num_classes=10, in_chans=3, drop_rate=0.3, drop_rate_early=0.2):
         super().__init__()
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         check_arg(0 <= drop_rate < 1 and 0 <= drop_rate_early < 1,
                   "dropout rates must be in [0, 1)")
         self.num_classes = num_classes

@@ -112,7 +112,6 @@ class SqueezeNet(ConvNet):
     def __init__(self, conv1=CONV1_1_0, body=BODY_1_0, bypass=None, num_classes=1000,
                  in_chans=3, drop_rate=0.5):
         super().__init__()
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         check_arg(bypass in (None, "simple", "complex"),
                   f"bypass must be None, 'simple' or 'complex', got {bypass!r}")
         self.num_classes = num_classes
@@ -169,7 +168,6 @@ class SqueezeNet(ConvNet):
         return self.conv10.conv
 
     def reset_classifier(self, num_classes):
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         device = self.conv10.conv.weight.device
         self.conv10.conv = nn.Conv2d(self.num_features, num_classes, 1, device=device)
         self.num_classes = num_classes

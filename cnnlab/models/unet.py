@@ -137,7 +137,6 @@ class UNet(_DenseHead):
         check_arg(isinstance(depth, int) and depth >= 1, f"depth must be >= 1, got {depth!r}")
         check_arg(isinstance(base_width, int) and base_width >= 1,
                   f"base_width must be a positive int, got {base_width!r}")
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         self.depth, self.padding = depth, padding
         pad = 1 if padding == "same" else 0
         widths = [base_width * 2 ** i for i in range(depth + 1)]
@@ -191,7 +190,6 @@ class BackboneUNet(_DenseHead):
     def __init__(self, encoder: FeatureExtractor, num_classes: int, drop_rate: float = 0.0,
                  norm: bool = True):
         super().__init__()
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         self.encoder = encoder
         red, chs = encoder.reductions, encoder.channels
         self.drop = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()

@@ -11,7 +11,7 @@ from collections import OrderedDict
 
 import torch.nn as nn
 
-from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
+from cnnlab.models.base import ClassifierHead, ConvNet
 from cnnlab.registry import Paper, register_model
 
 VGG = Paper("Very Deep Convolutional Networks for Large-Scale Image Recognition",
@@ -36,7 +36,6 @@ class VGGNet(ConvNet):
 
     def __init__(self, cfg, num_classes=1000, in_chans=3, batch_norm=False, drop_rate=0.5):
         super().__init__()
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         self.num_classes = num_classes
         layers, c, n, self.feature_info = OrderedDict(), in_chans, 0, []
         for v in cfg:

@@ -44,7 +44,6 @@ class WideResNet(ConvNet):
                   f"k must be a positive integer, got {k!r}")
         check_arg(isinstance(conv_drop_rate, (int, float)) and 0 <= conv_drop_rate < 1,
                   f"conv_drop_rate must be in [0, 1), got {conv_drop_rate!r}")
-        check_arg(num_classes >= 0, f"num_classes must be non-negative, got {num_classes}")
         n = (depth - 4) // 6
         self.num_classes = num_classes
         self.conv1 = nn.Conv2d(in_chans, STEM, 3, 1, 1, bias=False)

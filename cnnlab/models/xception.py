@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch.nn as nn
 
 from cnnlab.layers import ConvNormAct, SeparableConv2d
-from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
+from cnnlab.models.base import ClassifierHead, ConvNet
 from cnnlab.registry import Paper, register_model
 
 XCEPTION = Paper("Xception: Deep Learning with Depthwise Separable Convolutions", "Chollet",
@@ -71,7 +71,6 @@ class Xception(ConvNet):
 
     def __init__(self, num_classes=1000, in_chans=3, drop_rate=0.5):
         super().__init__()
-        check_arg(num_classes > 0, f"num_classes must be positive, got {num_classes}")
         self.num_classes = num_classes
         layers, c = OrderedDict(), in_chans
         for i, (w, s) in enumerate(STEM, 1):
