@@ -128,6 +128,23 @@ class ConvNet(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+class AuxHeadNet(ConvNet):
+    """A network with auxiliary classifiers (GoogLeNet, Inception v3): ``self.aux`` is None
+    when they are off; ``forward_features(x, aux_out)`` appends their logits to ``aux_out``.
+    They are returned only in training mode, after the main logits."""
+
+    aux: nn.Module | None = None
+
+    def forward_features(self, x: torch.Tensor, aux_out: list | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor):
+        self.check_input(x)
+        aux = [] if self.aux is not None and self.training else None
+        logits = self.forward_head(self.forward_features(x, aux))
+        return (logits, *aux) if aux else logits
+
+
 class _Stop(Exception):
     pass
 

@@ -18,7 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnlab.layers.inception import BasicConv, Branches, googlenet_module
-from cnnlab.models.base import ClassifierHead, ConvNet
+from cnnlab.models.base import AuxHeadNet, ClassifierHead
 from cnnlab.registry import Paper, register_model
 
 GOOGLENET = Paper("Going Deeper with Convolutions", "Szegedy, Liu, Jia, Sermanet, Reed, "
@@ -74,7 +74,10 @@ class AuxClassifier(nn.Module):
         return self.fc2(self.drop(F.relu(self.fc1(x), inplace=True)))
 
 
-class GoogLeNet(ConvNet):
+class GoogLeNet(AuxHeadNet):
+    """Table 1's network; with ``aux_logits=True`` training mode returns ``(main, aux1,
+    aux2)`` (the heads after 4a and 4d)."""
+
     min_input_size = 31
 
     def __init__(self, num_classes=1000, in_chans=3, drop_rate=0.4, aux_logits=False):
@@ -117,13 +120,6 @@ class GoogLeNet(ConvNet):
             if aux_out is not None and row in AUX_AFTER:
                 aux_out.append(self.aux[row](x))
         return x
-
-    def forward(self, x):
-        """Logits; in training mode with ``aux_logits=True``: ``(main, aux1, aux2)``."""
-        self.check_input(x)
-        aux = [] if self.aux is not None and self.training else None
-        logits = self.forward_head(self.forward_features(x, aux))
-        return (logits, *aux) if aux else logits
 
 
 _NOTE = ("Table 1's params column is approximate (conv1's 2.7K is a separable 7x7, the real "

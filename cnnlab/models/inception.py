@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnlab.layers.inception import BasicConv, Branches, conv, googlenet_module, make_branch, pool
-from cnnlab.models.base import ClassifierHead, ConvNet
+from cnnlab.models.base import AuxHeadNet, ClassifierHead, ConvNet
 from cnnlab.registry import Paper, register_model
 
 BN_INCEPTION = Paper("Batch Normalization: Accelerating Deep Network Training by Reducing "
@@ -154,7 +154,9 @@ class AuxHeadV3(nn.Module):
         return self.fc(torch.flatten(self.conv1(self.conv0(x)), 1))
 
 
-class InceptionV3(ConvNet):
+class InceptionV3(AuxHeadNet):
+    """With ``aux_logits=True`` training mode returns ``(main, aux)``."""
+
     min_input_size = 75
 
     def __init__(self, num_classes=1000, in_chans=3, drop_rate=0.2, aux_logits=False):
@@ -189,13 +191,6 @@ class InceptionV3(ConvNet):
             if aux_out is not None and name == V3_AUX_AFTER:
                 aux_out.append(self.aux(x))
         return x
-
-    def forward(self, x):
-        """Logits; in training mode with ``aux_logits=True``: ``(main, aux)``."""
-        self.check_input(x)
-        aux = [] if self.aux is not None and self.training else None
-        logits = self.forward_head(self.forward_features(x, aux))
-        return (logits, *aux) if aux else logits
 
 
 @register_model(paper=BN_INCEPTION, reference={
