@@ -131,9 +131,8 @@ class ConvNet(nn.Module):
 class AuxHeadNet(ConvNet):
     """A network with auxiliary classifiers (GoogLeNet, Inception v3): ``self.aux`` is None
     when they are off; ``forward_features(x, aux_out)`` appends their logits to ``aux_out``.
-    They are returned only in training mode, after the main logits."""
-
-    aux: nn.Module | None = None
+    They are returned only in training mode, after the main logits. (``aux`` must be set
+    in ``__init__``: a class attribute would shadow the registered submodule.)"""
 
     def forward_features(self, x: torch.Tensor, aux_out: list | None = None) -> torch.Tensor:
         raise NotImplementedError
