@@ -73,6 +73,37 @@ def test_step_hooks_loss_fn_metric_fn_and_aux_outputs(digits):
         len(digits.val) * (1 - res.metrics["top1"] / 100))
 
 
+def test_tuple_is_main_plus_aux_and_list_is_stacks_with_the_last_final():
+    from cnnlab.train.evaluate import cross_entropy, main_output
+
+    good, bad = torch.eye(4) * 10, torch.zeros(4, 4)
+    y = torch.arange(4)
+    assert main_output((good, bad)) is good and main_output([bad, good]) is good
+    ce = torch.nn.functional.cross_entropy
+    loss = cross_entropy(aux_weight=0.3)
+    assert loss((good, bad), y) == pytest.approx(float(ce(good, y) + 0.3 * ce(bad, y)))
+    assert loss([bad, good], y) == pytest.approx(float(ce(bad, y) + ce(good, y)))
+
+
+def test_train_statistics_follow_the_final_stack(digits):
+    class Stacks(torch.nn.Module):  # intermediate supervision like the Stacked Hourglass
+        def __init__(self):
+            super().__init__()
+            self.net = tiny()
+            self.bias = torch.nn.Parameter(torch.zeros(10))
+
+        def forward(self, x):
+            out = self.net(x)
+            chance = self.bias.expand(len(x), 10)  # the first "stack" never learns
+            return [chance, out] if self.training else out
+
+    torch.manual_seed(0)
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=3e-3, optimizer="adamw", weight_decay=0.0,
+                      schedule="constant")
+    res = train(Stacks(), digits, cfg, progress=False)
+    assert res.history[-1]["train_top1"] > 50, res.history[-1]  # the first stack: ~10 %
+
+
 def test_weight_decay_exclusions():
     model = cnnlab.create_model("mobilenet_v1", width_mult=0.25, num_classes=10)
     cfg = TrainConfig(weight_decay=4e-5, no_decay_depthwise=True)
@@ -169,3 +200,21 @@ def test_mnist_canvas_is_a_registered_dataset_spec():
     from cnnlab.data import list_datasets
 
     assert "mnist-canvas" in list_datasets()
+
+
+def test_bf16_autocast_on_cpu_runs_convolutions_in_bf16_and_learns(digits):
+    model = tiny()
+    dtypes = set()
+    model.get_submodule("features.c1").register_forward_hook(
+        lambda m, i, o: dtypes.add(o.dtype) if m.training else None)
+    cfg = TrainConfig(epochs=3, batch_size=32, lr=3e-3, optimizer="adamw", weight_decay=0.0,
+                      amp="bf16", channels_last=False)
+    res = train(model, digits, cfg, progress=False)
+    assert dtypes == {torch.bfloat16}
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights
+    assert res.metrics["top1"] > 50, res.metrics
+
+
+def test_fp16_on_cpu_is_a_clear_error(digits):
+    with pytest.raises(ValueError, match="fp16 mixed precision needs a CUDA device"):
+        train(tiny(), digits, TrainConfig(epochs=1, amp="fp16"), progress=False)

@@ -52,6 +52,7 @@ class BatchLoader:
                 pca = pca_basis(data.x)
         self.augment = BatchAugment(augment if train else None, self.out_size, pca)
         self.gen = torch.Generator(device=self.device)
+        self._norm: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def __len__(self) -> int:
         if self.drop_last:
@@ -108,9 +109,10 @@ class BatchLoader:
             x = center_crop(x, self.out_size)
             y = center_crop(y, self.out_size) if dense else y
         if self.normalize and self.data.mean is not None:
-            m = torch.tensor(self.data.mean, device=x.device).view(1, -1, 1, 1)
-            s = torch.tensor(self.data.std, device=x.device).view(1, -1, 1, 1)
-            x = (x - m) / s
+            if self._norm is None or self._norm[0].device != x.device:
+                self._norm = (torch.tensor(self.data.mean, device=x.device).view(1, -1, 1, 1),
+                              torch.tensor(self.data.std, device=x.device).view(1, -1, 1, 1))
+            x = (x - self._norm[0]) / self._norm[1]
         if self.augment:
             x = self.augment.post(x, self.gen)
         x = x.contiguous()

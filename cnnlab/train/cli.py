@@ -52,7 +52,9 @@ def add_commands(sub) -> None:
     data_opts(p, default=None)
     p.add_argument("--part", choices=["val", "test", "train"], default="val",
                    help="which part of the data to evaluate (default: val)")
-    p.add_argument("--tta", choices=["flip", "10crop", "multiscale"])
+    p.add_argument("--tta", choices=["flip", "10crop", "multiscale", "multicrop"],
+                   help="flip; 10crop (AlexNet); multiscale (VGG's dense evaluation at 3 "
+                   "scales); multicrop (VGG's 150 crops)")
     p.add_argument("--batch-size", type=int, default=256)
     p.set_defaults(func=cmd_eval)
 

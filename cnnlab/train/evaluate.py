@@ -1,5 +1,6 @@
 """Evaluation: loss, top-1/top-5 (in percent), a confusion matrix, custom metric sums, and
-test-time augmentation (flip, AlexNet's 10 crops, VGG-style multi-scale)."""
+test-time augmentation (flip, AlexNet's 10 crops, VGG's dense multi-scale and multi-crop
+evaluation: :mod:`cnnlab.train.tta`)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ import torch.nn.functional as F
 
 from cnnlab.data.core import DataSplit, TensorData
 from cnnlab.data.loader import BatchLoader
-
-TTA = ("flip", "10crop", "multiscale")
+from cnnlab.train.tta import TTA, dense_form, tta_views
 
 
 def main_output(out):
-    """The main head's output of a model that also returns auxiliary heads' (a tuple)."""
-    return out[0] if isinstance(out, (tuple, list)) else out
+    """The final prediction among several outputs. A tuple is (main, *auxiliary heads), as
+    GoogLeNet and Inception v3 return in training; a list is intermediate supervision in
+    order, the last being the final prediction (the Stacked Hourglass's stacks)."""
+    if isinstance(out, tuple):
+        return out[0]
+    return out[-1] if isinstance(out, list) else out
 
 
 def _check_shapes(out: torch.Tensor, y: torch.Tensor) -> None:
@@ -30,11 +34,14 @@ def _check_shapes(out: torch.Tensor, y: torch.Tensor) -> None:
 
 
 def cross_entropy(label_smoothing: float = 0.0, aux_weight: float | tuple = 0.3):
-    """Cross-entropy; a tuple/list of outputs is main + auxiliary heads, the latter weighted
-    by ``aux_weight`` (one weight, or one per head; GoogLeNet: 0.3)."""
+    """Cross-entropy; a tuple of outputs is main + auxiliary heads, the latter weighted by
+    ``aux_weight`` (one weight, or one per head; GoogLeNet: 0.3); a list is intermediate
+    supervision, every output weighted 1 (Newell et al. 2016, Sec. 3.4)."""
     def loss_fn(out, y):
-        _check_shapes(out[0] if isinstance(out, (tuple, list)) else out, y)
-        if isinstance(out, (tuple, list)):
+        _check_shapes(main_output(out), y)
+        if isinstance(out, list):
+            return sum(F.cross_entropy(o, y, label_smoothing=label_smoothing) for o in out)
+        if isinstance(out, tuple):
             ws = aux_weight if isinstance(aux_weight, (tuple, list)) else \
                 [aux_weight] * (len(out) - 1)
             loss = F.cross_entropy(out[0], y, label_smoothing=label_smoothing)
@@ -86,44 +93,6 @@ def finish(sums: dict[str, torch.Tensor], metric_fn=None) -> dict:
     return out
 
 
-def _resize(x, side):
-    h, w = x.shape[-2:]
-    s = side / min(h, w)
-    return F.interpolate(x, size=(max(side, round(h * s)), max(side, round(w * s))),
-                         mode="bilinear", align_corners=False, antialias=True)
-
-
-def tta_views(x: torch.Tensor, mode: str | None, size: tuple[int, int]) -> list[torch.Tensor]:
-    """The views averaged for one batch: ``flip`` (image + mirror), ``10crop`` (four corners
-    and centre, each with its mirror; images no larger than the input are first padded by an
-    eighth), ``multiscale`` (short side resized to Q ∈ {1, 8/7, 9/7}× the input, centre crop,
-    + mirror: VGG's Q ∈ {224, 256, 288})."""
-    from cnnlab.data.augment import center_crop
-
-    h, w = size
-    if mode is None:
-        return [center_crop(x, size)]
-    if mode == "flip":
-        c = center_crop(x, size)
-        return [c, c.flip(-1)]
-    if mode == "10crop":
-        if x.shape[-2] <= h or x.shape[-1] <= w:
-            p = max(1, h // 8)
-            x = F.pad(center_crop(x, (min(h, x.shape[-2]), min(w, x.shape[-1]))),
-                      (p, p, p, p), mode="reflect")
-        H, W = x.shape[-2:]
-        crops = [x[..., :h, :w], x[..., :h, W - w:], x[..., H - h:, :w], x[..., H - h:, W - w:],
-                 center_crop(x, size)]
-        return crops + [c.flip(-1) for c in crops]
-    if mode == "multiscale":
-        views = []
-        for q in (1.0, 8 / 7, 9 / 7):
-            c = center_crop(_resize(x, round(min(h, w) * q)), size)
-            views += [c, c.flip(-1)]
-        return views
-    raise ValueError(f"unknown --tta {mode!r}; known: {', '.join(TTA)}")
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, data: TensorData | DataSplit, batch_size: int = 256,
              metric_fn=None, *, loss_fn=None, tta: str | None = None, confusion: bool = False,
@@ -147,20 +116,22 @@ def evaluate(model: nn.Module, data: TensorData | DataSplit, batch_size: int = 2
     loader = BatchLoader(data, batch_size, train=False, device=device, rank=rank, world=world,
                          out_size=tuple(data.x.shape[-2:]))
     loss_fn = loss_fn or cross_entropy()
+    scorer = dense_form(model) if tta == "multiscale" else None
+    dense, scorer = scorer is not None, scorer or model
     was_training = model.training
     model.eval()
     sums: dict[str, torch.Tensor] = {}
     conf = None
     try:
         for x, y in loader.epoch(0):
-            views = tta_views(x, tta, size)
+            views = tta_views(x, tta, size, dense)
             outs = []
             for v in views:
                 if channels_last:
                     v = v.contiguous(memory_format=torch.channels_last)
                 with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
                                     enabled=amp_dtype is not None):
-                    outs.append(main_output(model(v)).float())
+                    outs.append(main_output(scorer(v)).float())
             if len(outs) == 1:
                 out = outs[0]
             else:  # average the views' probabilities; log of the mean keeps argmax and CE

@@ -28,7 +28,7 @@ from cnnlab.data.loader import BatchLoader
 from cnnlab.io import write_bytes_atomic
 from cnnlab.train.checkpoint import load_checkpoint, save_checkpoint
 from cnnlab.train.config import TrainConfig
-from cnnlab.train.evaluate import batch_sums, cross_entropy, evaluate, finish
+from cnnlab.train.evaluate import batch_sums, cross_entropy, evaluate, finish, main_output
 from cnnlab.train.optim import Schedule, build_optimizer
 
 # settings that must not change when a run is resumed (the rest, e.g. epochs, may)
@@ -306,8 +306,7 @@ def train(model: nn.Module, split: DataSplit, cfg: TrainConfig | None = None, lo
             if ema is not None:
                 ema.update(raw)
             with torch.no_grad():
-                o = out[0] if isinstance(out, (tuple, list)) else out
-                for k, v in batch_sums(o.float(), y, loss.float()).items():
+                for k, v in batch_sums(main_output(out).float(), y, loss.float()).items():
                     if k in acc:
                         acc[k] += v
             images += len(y) * env.world
