@@ -138,6 +138,12 @@ class _PreActBlock(nn.Module):
         return out + self.shortcut(pre if self.project else x)
 
 
+def final_bn_relu(channels: int) -> nn.Sequential:
+    """The BN-ReLU after the last pre-activation block (He et al. 2016, "Identity Mappings",
+    Sec. 4): the blocks hand on un-normalised sums, so the head needs one more of it."""
+    return nn.Sequential(OrderedDict(bn=nn.BatchNorm2d(channels), act=nn.ReLU(True)))
+
+
 class PreActBasicBlock(_PreActBlock):
     """Pre-activation basic block: (BN-ReLU-conv3×3) ×2; ``drop_rate`` puts dropout between
     the two convolutions (Wide ResNet, Zagoruyko & Komodakis 2016, Sec. 2.4)."""

@@ -13,8 +13,6 @@ ResNet-50 baseline): 3.86 G vs 4.09 G mult-adds for ResNet-50.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import torch.nn as nn
 
 from cnnlab.layers import ConvNormAct
@@ -24,6 +22,7 @@ from cnnlab.layers.resnet_blocks import (
     Bottleneck,
     PreActBasicBlock,
     PreActBottleneck,
+    final_bn_relu,
 )
 from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
 from cnnlab.registry import Paper, register_model
@@ -95,8 +94,7 @@ class ResNet(ConvNet):
             setattr(self, f"conv{i + 2}_x", nn.Sequential(*blocks))
             self.feature_info.append(dict(module=f"conv{i + 2}_x", reduction=reduction,
                                           channels=c))
-        self.final_act = nn.Sequential(OrderedDict(bn=nn.BatchNorm2d(c), act=nn.ReLU(True))) \
-            if preact else nn.Identity()
+        self.final_act = final_bn_relu(c) if preact else nn.Identity()
         if preact:
             self.feature_info[-1]["module"] = "final_act"
         self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)

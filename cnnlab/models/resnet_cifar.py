@@ -14,12 +14,15 @@ authors' code).
 
 from __future__ import annotations
 
-from collections import OrderedDict
-
 import torch.nn as nn
 
 from cnnlab.layers import ConvNormAct
-from cnnlab.layers.resnet_blocks import BasicBlock, PreActBasicBlock, PreActBottleneck
+from cnnlab.layers.resnet_blocks import (
+    BasicBlock,
+    PreActBasicBlock,
+    PreActBottleneck,
+    final_bn_relu,
+)
 from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
 from cnnlab.models.resnet import PREACT, RESNET
 from cnnlab.registry import register_model
@@ -74,8 +77,7 @@ class CifarResNet(ConvNet):
                 blocks[0].preact = nn.Identity()
             setattr(self, f"conv{i + 2}_x", nn.Sequential(*blocks))
             self.feature_info.append(dict(module=f"conv{i + 2}_x", reduction=2 ** i, channels=c))
-        self.final_act = nn.Sequential(OrderedDict(bn=nn.BatchNorm2d(c), act=nn.ReLU(True))) \
-            if preact else nn.Identity()
+        self.final_act = final_bn_relu(c) if preact else nn.Identity()
         if preact:
             self.feature_info[-1]["module"] = "final_act"
         self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
