@@ -117,7 +117,8 @@ def evaluate(model: nn.Module, data: TensorData | DataSplit, batch_size: int = 2
                          out_size=tuple(data.x.shape[-2:]))
     loss_fn = loss_fn or cross_entropy()
     scorer = dense_form(model) if tta == "multiscale" else None
-    dense, scorer = scorer is not None, scorer or model
+    dense = scorer is not None  # whole images, not centre crops
+    scorer = scorer if dense else model
     was_training = model.training
     model.eval()
     sums: dict[str, torch.Tensor] = {}
