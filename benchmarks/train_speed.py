@@ -80,14 +80,18 @@ def plain_evaluate(model, data: TensorData) -> float:
     return 100.0 * correct / n
 
 
+def plain_loader(split: DataSplit, cfg: TrainConfig) -> torch.utils.data.DataLoader:
+    aug = cfg.augment or ""
+    pad = int(aug.split("crop:")[1].split(",")[0]) if "crop:" in aug else 0
+    return torch.utils.data.DataLoader(PerSample(split.train, pad, "flip" in aug),
+                                       batch_size=cfg.batch_size, shuffle=True, drop_last=True,
+                                       num_workers=0)
+
+
 def plain_train(model, split: DataSplit, cfg: TrainConfig, steps: int | None = None,
                 max_epochs: int = 0, target: float | None = None):
     """Returns (seconds, steps, epochs, last val top-1)."""
-    aug = cfg.augment or ""
-    pad = int(aug.split("crop:")[1].split(",")[0]) if "crop:" in aug else 0
-    loader = torch.utils.data.DataLoader(PerSample(split.train, pad, "flip" in aug),
-                                         batch_size=cfg.batch_size, shuffle=True,
-                                         drop_last=True, num_workers=0)
+    loader = plain_loader(split, cfg)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
     gammas = cfg.gamma if isinstance(cfg.gamma, tuple) else (cfg.gamma,) * len(cfg.milestones)
@@ -136,11 +140,7 @@ def native_bf16() -> bool:
 
 def loader_seconds(split: DataSplit, cfg: TrainConfig, steps: int) -> float:
     """The plain loop's DataLoader alone for ``steps`` batches."""
-    aug = cfg.augment or ""
-    pad = int(aug.split("crop:")[1].split(",")[0]) if "crop:" in aug else 0
-    loader = torch.utils.data.DataLoader(PerSample(split.train, pad, "flip" in aug),
-                                         batch_size=cfg.batch_size, shuffle=True,
-                                         drop_last=True, num_workers=0)
+    loader = plain_loader(split, cfg)
     t0 = time.perf_counter()
     n = 0
     while n < steps:
