@@ -32,10 +32,9 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
         return args.func(args)
-    except (CliError, ValueError, FileNotFoundError, NotADirectoryError,
-            IsADirectoryError, PermissionError) as e:
+    except (CliError, ValueError, OSError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"cnnlab: error: {msg}", file=sys.stderr)
         return 2

@@ -15,6 +15,7 @@ as they are. The dense total is the fp32 safetensors file, the Huffman total the
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -196,11 +197,13 @@ class CompressResult:
 def compress_model(model: nn.Module, name: str, config: dict | None = None, split=None,
                    settings: CompressSettings | None = None, out: str | None = None,
                    input_size=None, progress: bool = False, log=None,
-                   on_pruned=None) -> CompressResult:
+                   on_pruned=None, info: dict | None = None) -> CompressResult:
     """Prune, retrain, quantize, retrain and encode ``model`` (a trained registered model
     ``name`` built with ``config``). Without ``split`` nothing is retrained or evaluated.
     Writes ``out`` (a ``.dcz``) when given. The model is modified in place;
-    ``on_pruned(model)`` sees it pruned and retrained, before quantization."""
+    ``on_pruned(model)`` sees it pruned and retrained, before quantization. ``info`` is
+    stored in the file (``cnnlab compress`` stores the training run there: normalisation,
+    input size, data), so every command that reads the file rebuilds the same model."""
     s = settings or CompressSettings()
     log = log or (lambda msg: None)
     config = dict(config or {})
@@ -250,7 +253,7 @@ def compress_model(model: nn.Module, name: str, config: dict | None = None, spli
     codes = qz.bake(model)
 
     f = build_file(model, name, config, bits, span, codes,
-                   info={"top1": quant_top1, "producer": "cnnlab.compress"})
+                   info={**(info or {}), "top1": quant_top1, "producer": "cnnlab.compress"})
     data = ff.to_bytes(f)
     # the file must decode to exactly the model's weights
     decoded = ff.from_bytes(data).decode()
@@ -345,6 +348,8 @@ def decompress(path, out) -> dict[str, torch.Tensor]:
     from cnnlab.io import write_bytes_atomic
 
     f, state = read_weights(path)
-    write_bytes_atomic(out, save({k: v.contiguous() for k, v in state.items()},
-                                 metadata={"model": f.model, "source": "cnnlab .dcz"}))
+    meta = {"model": f.model, "source": "cnnlab .dcz",
+            "cnnlab_run": json.dumps({**f.info.get("run", {}), "model": f.model,
+                                      "model_args": f.config})}
+    write_bytes_atomic(out, save({k: v.contiguous() for k, v in state.items()}, metadata=meta))
     return state

@@ -169,3 +169,32 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
         optimizer.load_state_dict({"state": state, "param_groups": groups})
     info["tensors"] = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     return info
+
+
+class KeepBest:
+    """Epoch hook (``train(..., epoch_hooks=[KeepBest(out)])``): after each epoch's
+    checkpoint, copy ``OUT/last.safetensors`` (and its ``.json`` twin) to ``best.*`` when the
+    validation metric improved. A resumed run starts from the best it had."""
+
+    def __init__(self, out_dir: str | os.PathLike, metric: str = "val_top1"):
+        self.dir = Path(out_dir)
+        self.metric = metric
+        self.best = self._previous()
+
+    def _previous(self) -> float | None:
+        twin = self.dir / "best.json"
+        try:
+            rows = json.loads(twin.read_text()).get("history") or []
+        except (OSError, ValueError, AttributeError):
+            return None
+        return rows[-1].get(self.metric) if rows else None
+
+    def __call__(self, row: dict) -> None:
+        value = row.get(self.metric)
+        if value is None or (self.best is not None and value <= self.best):
+            return
+        for suffix in (".safetensors", ".json"):
+            src = self.dir / f"last{suffix}"
+            if src.exists():
+                write_bytes_atomic(self.dir / f"best{suffix}", src.read_bytes())
+        self.best = value
