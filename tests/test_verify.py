@@ -3,7 +3,7 @@
 import pytest
 
 import cnnlab
-from cnnlab.verify import verify
+from cnnlab.profile.verify import verify
 
 
 @pytest.fixture(scope="session")
