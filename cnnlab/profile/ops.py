@@ -4,7 +4,8 @@ closed form and the op's row (mult-adds, element operations, memory access), as 
 that calls them.
 
 A rule is ``rule(counter, name, args, kwargs)``: it records the op through
-``counter.record(...)`` and returns an empty meta tensor of the output's shape, or raises
+``counter.record(...)`` and returns an empty meta tensor of the output's shape (both at once:
+``_answer``), or raises
 :class:`FallThrough` to let PyTorch's own meta kernel answer (or raise its own error).
 
 Counting convention (the papers' "mult-adds"): ``macs`` are the multiply-accumulates of
@@ -112,6 +113,14 @@ def _arg(args, kwargs, i, key, default=None):
     return kwargs.get(key, default)
 
 
+def _answer(counter, name, x, out_shape, kind, inputs=None, **counts) -> torch.Tensor:
+    """Record the op (the activations it reads: ``inputs``, by default ``[x]``) and answer
+    with an empty meta tensor of the output's shape and ``x``'s dtype."""
+    counter.record(name, kind=kind, inputs=[x] if inputs is None else inputs,
+                   out_shape=out_shape, elem_size=x.element_size(), **counts)
+    return _empty(out_shape, x)
+
+
 def _weights(counter, w, bias) -> dict:
     """The ``params`` (first use) and ``weights`` (read every time) of a layer's weight and
     bias, as ``record`` takes them."""
@@ -146,10 +155,8 @@ def _conv(counter, name, args, kwargs):
     if min(out) <= 0:
         counter.too_small(name, x.shape, out_shape)
     macs = _numel(out_shape) * w.shape[1] * _numel(ks)
-    counter.record(name, kind=_conv_kind(w.shape, groups, x.shape[-nd - 1]), inputs=[x],
-                   out_shape=out_shape, macs=macs, elem_size=x.element_size(),
-                   **_weights(counter, w, bias))
-    return _empty(out_shape, x)
+    return _answer(counter, name, x, out_shape, _conv_kind(w.shape, groups, x.shape[-nd - 1]),
+                   macs=macs, **_weights(counter, w, bias))
 
 
 def _conv_transpose(counter, name, args, kwargs):
@@ -170,10 +177,8 @@ def _conv_transpose(counter, name, args, kwargs):
         counter.too_small(name, x.shape, out_shape)
     # every input element is multiplied into a k^d x (cout/groups) patch
     macs = x.numel() * w.shape[1] * _numel(ks)
-    counter.record(name, kind="conv transposed " + "x".join(map(str, ks)), inputs=[x],
-                   out_shape=out_shape, macs=macs, elem_size=x.element_size(),
-                   **_weights(counter, w, bias))
-    return _empty(out_shape, x)
+    return _answer(counter, name, x, out_shape, "conv transposed " + "x".join(map(str, ks)),
+                   macs=macs, **_weights(counter, w, bias))
 
 
 def _linear(counter, name, args, kwargs):
@@ -182,10 +187,8 @@ def _linear(counter, name, args, kwargs):
     if x.shape[-1] != w.shape[1]:
         raise FallThrough
     out_shape = (*x.shape[:-1], w.shape[0])
-    counter.record(name, kind="fully connected", inputs=[x], out_shape=out_shape,
-                   macs=_numel(out_shape) * w.shape[1], elem_size=x.element_size(),
-                   **_weights(counter, w, bias))
-    return _empty(out_shape, x)
+    return _answer(counter, name, x, out_shape, "fully connected",
+                   macs=_numel(out_shape) * w.shape[1], **_weights(counter, w, bias))
 
 
 def _matmul(counter, name, args, kwargs):
@@ -205,10 +208,8 @@ def _matmul(counter, name, args, kwargs):
 def _norm(counter, name, args, kwargs):
     x = args[0]
     tensors = [v for v in list(args[1:]) + list(kwargs.values()) if isinstance(v, torch.Tensor)]
-    counter.record(name, kind="norm", inputs=[x], out_shape=_shape(x),
-                   params=counter.new_params(*tensors), other=x.numel(),
-                   weights=sum(t.numel() for t in tensors), elem_size=x.element_size())
-    return _empty(x.shape, x)
+    return _answer(counter, name, x, _shape(x), "norm", params=counter.new_params(*tensors),
+                   other=x.numel(), weights=sum(t.numel() for t in tensors))
 
 
 def _elementwise(counter, name, args, kwargs):
@@ -269,9 +270,7 @@ def _pool(counter, name, args, kwargs):
     out_shape = (*x.shape[:-nd], *out)
     if min(out) <= 0:
         counter.too_small(name, x.shape, out_shape)
-    counter.record(name, kind="pool", inputs=[x], out_shape=out_shape,
-                   other=_numel(out_shape) * _numel(ks), elem_size=x.element_size())
-    return _empty(out_shape, x)
+    return _answer(counter, name, x, out_shape, "pool", other=_numel(out_shape) * _numel(ks))
 
 
 def _adaptive_pool(counter, name, args, kwargs):
@@ -283,9 +282,7 @@ def _adaptive_pool(counter, name, args, kwargs):
     size = _tuple(size, nd)
     out = tuple(s if o is None else o for s, o in zip(x.shape[-nd:], size))
     out_shape = (*x.shape[:-nd], *out)
-    counter.record(name, kind="pool", inputs=[x], out_shape=out_shape, other=x.numel(),
-                   elem_size=x.element_size())
-    return _empty(out_shape, x)
+    return _answer(counter, name, x, out_shape, "pool", other=x.numel())
 
 
 def _cat(counter, name, args, kwargs):
@@ -300,9 +297,7 @@ def _cat(counter, name, args, kwargs):
         if any(a != b for i, (a, b) in enumerate(zip(t.shape, shape)) if i != d):
             raise FallThrough
     shape[d] = sum(t.shape[d] for t in tensors)
-    counter.record(name, kind="concat", inputs=tensors, out_shape=shape,
-                   elem_size=first.element_size())
-    return _empty(shape, first)
+    return _answer(counter, name, first, shape, "concat", inputs=tensors)
 
 
 def _reduce(counter, name, args, kwargs):
@@ -317,9 +312,7 @@ def _reduce(counter, name, args, kwargs):
     dims = {d % x.dim() for d in dims}
     out_shape = tuple(1 if i in dims else s for i, s in enumerate(x.shape) if keepdim or i not in
                       dims)
-    counter.record(name, kind="reduce", inputs=[x], out_shape=out_shape, other=x.numel(),
-                   elem_size=x.element_size())
-    return _empty(out_shape, x)
+    return _answer(counter, name, x, out_shape, "reduce", other=x.numel())
 
 
 def _interpolate(counter, name, args, kwargs):
@@ -336,9 +329,7 @@ def _interpolate(counter, name, args, kwargs):
     out_shape = (*x.shape[:2], *out)
     if min(out) <= 0:
         counter.too_small(name, x.shape, out_shape)
-    counter.record(name, kind="resize", inputs=[x], out_shape=out_shape,
-                   other=_numel(out_shape), elem_size=x.element_size())
-    return _empty(out_shape, x)
+    return _answer(counter, name, x, out_shape, "resize", other=_numel(out_shape))
 
 
 def _split(counter, name, args, kwargs):
@@ -374,9 +365,7 @@ def _copy(counter, name, args, kwargs):
     x = args[0]
     if name == "contiguous" and x.is_contiguous():
         return x
-    counter.record(name, kind="copy", inputs=[x], out_shape=_shape(x),
-                   elem_size=x.element_size())
-    return _empty(x.shape, x)
+    return _answer(counter, name, x, _shape(x), "copy")
 
 
 def _reshape(counter, name, args, kwargs):
@@ -394,9 +383,7 @@ def _reshape(counter, name, args, kwargs):
         shape[shape.index(-1)] = x.numel() // known if known else 0
     if math.prod(shape) != x.numel():
         raise FallThrough  # let PyTorch raise its own error
-    counter.record(name, kind="copy", inputs=[x], out_shape=tuple(shape),
-                   elem_size=x.element_size())
-    return _empty(tuple(shape), x)
+    return _answer(counter, name, x, tuple(shape), "copy")
 
 
 RULES = {
