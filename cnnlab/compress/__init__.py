@@ -16,18 +16,11 @@ from cnnlab.compress.pipeline import (
     load_compressed,
 )
 from cnnlab.compress.prune import Pruner, adjust_dropout, prunable_layers, regularizer
-from cnnlab.compress.quantize import (
-    bake,
-    cluster_weights,
-    compression_rate,
-    kmeans_1d,
-    quantize_layer,
-)
+from cnnlab.compress.quantize import bake, compression_rate, kmeans_1d, quantize_layer
 from cnnlab.compress.report import activation_density, pruning_table
 from cnnlab.compress.sparse import sparse_decode, sparse_encode
 
 __all__ = ["CompressResult", "CompressSettings", "CompressedFileError", "Pruner",
            "activation_density", "adjust_dropout", "bake", "build_file", "compress_model",
-           "cluster_weights", "compression_rate", "decompress", "kmeans_1d", "load_compressed",
-           "prunable_layers", "pruning_table", "quantize_layer", "regularizer", "sparse_decode",
-           "sparse_encode"]
+           "compression_rate", "decompress", "kmeans_1d", "load_compressed", "prunable_layers",
+           "pruning_table", "quantize_layer", "regularizer", "sparse_decode", "sparse_encode"]
