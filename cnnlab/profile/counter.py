@@ -19,7 +19,10 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
-from cnnlab.profile.ops import METADATA, FallThrough, rule_for, to_meta
+from cnnlab.profile.ops import _ACTIVATIONS, METADATA, FallThrough, rule_for, to_meta  # noqa: F401
+
+# tracers built on ShapeCounter import the op-name sets from here, by these names
+_METADATA = METADATA
 
 
 @dataclass
