@@ -163,8 +163,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    from cnnlab.profile.verify import verify
     from cnnlab.table import human, render
-    from cnnlab.verify import verify
 
     checks = verify(args.pattern)
     if args.pattern and not checks:

@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from cnnlab.io import write_bytes_atomic
+from cnnlab.state import mismatch
 
 FORMAT = "cnnlab-checkpoint"
 VERSION = 1
@@ -128,22 +129,12 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
         raise ValueError(f"{path}: corrupt checkpoint ({e})") from None
     if model is not None:
         target = _unwrap(model)
-        want = target.state_dict()
         got = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        missing = [k for k in want if k not in got]
-        unexpected = [k for k in got if k not in want]
-        shape = [f"{k} {tuple(got[k].shape)} vs {tuple(v.shape)}" for k, v in want.items()
-                 if k in got and got[k].shape != v.shape]
-        if missing or unexpected or shape:
-            parts = []
-            for label, items in (("missing", missing), ("unexpected", unexpected),
-                                 ("shape mismatch", shape)):
-                if items:
-                    more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
-                    parts.append(f"{label}: {', '.join(items[:3])}{more}")
+        wrong = mismatch(target.state_dict(), got)
+        if wrong:
             name = info.get("model") or "another model"
             raise ValueError(f"{path}: checkpoint (of {name}) does not match this model; "
-                             + "; ".join(parts))
+                             f"{wrong}")
         target.load_state_dict(got)
     if optimizer is not None:
         opt = info.get("optimizer")
