@@ -64,7 +64,8 @@ CASES: list[str] = [
     "train lenet5 --opt warmup", "train lenet5 --opt momentum=-1", "train lenet5 --opt lr=[1]",
     "train lenet5 --opt betas=abc", "train lenet5 --opt milestones=abc",
     "train lenet5 --opt eval_every=0", "train lenet5 --opt grad_clip=-1",
-    "train lenet5 --augment bogus", "train lenet5 --augment crop:x", "train lenet5 --augment crop:-4",
+    "train lenet5 --augment bogus", "train lenet5 --augment crop:x",
+    "train lenet5 --augment crop:-4",
     "train lenet5 --seed abc", "train lenet5 --set num_classes=3", "train lenet5 --set in_chans=3",
     "train lenet5 --set nosuchkw=1", "train lenet5 --set num_classes=0.5",
     "train lenet5 --input-size 1x8x8",
@@ -93,9 +94,11 @@ CASES: list[str] = [
     "eval lenet5 --checkpoint {ckpt} --data mnist:{missing}",
     "eval lenet5 --checkpoint {ckpt} --input-size 1x8x8",
     "eval lenet5 --checkpoint {ckpt} --input-size 3x32x32",
-    "eval lenet5 --checkpoint {ckpt} --batch-size 0", "eval lenet5 --checkpoint {ckpt} --batch-size -1",
+    "eval lenet5 --checkpoint {ckpt} --batch-size 0",
+    "eval lenet5 --checkpoint {ckpt} --batch-size -1",
     "eval lenet5 --checkpoint {ckpt} --threads 0", "eval lenet5 --checkpoint {ckpt} --threads -1",
-    "eval lenet5 --checkpoint {ckpt} --device bogus", "eval lenet5 --checkpoint {ckpt} --device cuda",
+    "eval lenet5 --checkpoint {ckpt} --device bogus",
+    "eval lenet5 --checkpoint {ckpt} --device cuda",
     "eval lenet5 --checkpoint {ckpt} --tta bogus", "eval lenet5 --checkpoint {ckpt} --part bogus",
     "eval lenet5 --checkpoint {ckpt} --part test",
     "eval lenet5 --checkpoint {ckpt} --set num_classes=3",
@@ -243,4 +246,4 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case, files, tmp_path, 
     after = _tree(root) | _tree(tmp_path)
     assert rc == 2, f"exit {rc}; stderr: {err[-500:]}"
     assert len(lines) == 1 and lines[0].startswith("cnnlab: error: "), err[-800:]
-    assert after == before, f"left behind: {sorted(after - before)}; removed: {sorted(before - after)}"
+    assert after == before, f"left: {sorted(after - before)}; removed: {sorted(before - after)}"

@@ -3,6 +3,8 @@ what each model costs."""
 
 from __future__ import annotations
 
+import sys
+
 from cnnlab.cli.common import (
     CliError,
     emit,
@@ -144,13 +146,20 @@ def _paper_top1(name, prof):
 def cmd_compare(args) -> int:
     from cnnlab.table import render
 
+    if args.plot:
+        from cnnlab.cli.common import output_file
+
+        output_file(args.plot)
     results = [_profile(name, args) for name in args.models]
     if args.plot:
         from cnnlab.plot import plot_tradeoff
 
-        plot_tradeoff([{"model": r.model, "macs": r.macs, "params": r.params,
-                        "top1": _paper_top1(n, r)} for n, r in zip(args.models, results)],
-                      args.plot)
+        left_out = plot_tradeoff([{"model": r.model, "macs": r.macs, "params": r.params,
+                                   "top1": _paper_top1(n, r)}
+                                  for n, r in zip(args.models, results)], args.plot)
+        print(f"wrote {args.plot}: paper top-1 vs mult-adds"
+              + (f"; left out (no paper top-1 at this input size): {', '.join(left_out)}"
+                 if left_out else ""), file=sys.stderr)
     if args.json:
         emit([r.to_dict(rows=False) for r in results])
         return 0
@@ -254,7 +263,8 @@ def add_commands(sub) -> None:
     p = sub.add_parser("compare", help="totals of several models side by side")
     p.add_argument("models", nargs="+")
     model_opts(p)
-    p.add_argument("--plot", metavar="PNG", help="also plot top-1 (or params) vs mult-adds")
+    p.add_argument("--plot", metavar="PNG", help="also plot the papers' top-1 vs mult-adds "
+                   "(models without a paper top-1 are left out and named)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("verify", help="check every model's counts against its paper")
