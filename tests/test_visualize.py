@@ -163,3 +163,20 @@ def test_every_picture_is_a_png_and_nothing_else_is_left(tmp_path):
         ["filters.png", "nn.png", "pca.png", "guided.png", "grad.png", "cam.png"])
     for f in files:
         assert open(f, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+
+def test_features_are_cached_by_weights_and_images(tmp_path):
+    from cnnlab.visualize import features
+
+    net = tiny_cnn()
+    data = TensorData(torch.rand(10, 1, 6, 6), torch.zeros(10, dtype=torch.long))
+    first = extract_features(net, data, cache_dir=tmp_path)
+    assert extract_features(net, data, cache_dir=tmp_path) is first
+    (file,) = tmp_path.glob("features-*.npy")
+    features._MEMORY.clear()
+    assert torch.equal(extract_features(net, data, cache_dir=tmp_path), first)
+    with torch.no_grad():
+        net[6].bias.add_(1.0)  # the head is not in the features, but the weights changed
+        net[0].bias.add_(1.0)
+    assert not torch.equal(extract_features(net, data, cache_dir=tmp_path), first)
+    assert len(list(tmp_path.glob("features-*.npy"))) == 2 and file.exists()

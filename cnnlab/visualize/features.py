@@ -22,12 +22,17 @@ _MEMORY: dict[str, torch.Tensor] = {}
 _MEMORY_SLOTS = 8
 
 
+def _bytes(t: torch.Tensor) -> bytes:
+    return t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+
+
 def _fingerprint(model: nn.Module, data: TensorData) -> str:
     h = hashlib.sha256(type(model).__name__.encode())
     for k, v in model.state_dict().items():
         h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    h.update(data.x.contiguous().numpy().tobytes())
+        if isinstance(v, torch.Tensor):
+            h.update(_bytes(v))
+    h.update(_bytes(data.x))
     h.update(repr((data.mean, data.std, tuple(data.x.shape))).encode())
     return h.hexdigest()[:24]
 
