@@ -11,7 +11,8 @@ Train the checkpoints first (about 1 minute on 1 thread):
     cnnlab train lenet5_modern --data mnist:data/mnist --val-split 2000 --epochs 5 --threads 1 \
         --out runs/lenet5_modern
     python experiments/visualize_lenet5.py runs/lenet5/last.safetensors \
-        runs/lenet5_modern/last.safetensors --out experiments/figures
+        runs/lenet5_modern/last.safetensors --out runs/figures
+(experiments/figures/ holds three of the ten pictures it draws.)
 """
 
 from __future__ import annotations
@@ -24,10 +25,9 @@ from pathlib import Path
 
 import torch
 
-import cnnlab
-from cnnlab.data import fit_split, load_dataset
 from cnnlab.train import load_checkpoint
 from cnnlab.train.checkpoint import read_meta
+from cnnlab.train.spec import RunSpec, model_and_data
 from cnnlab.visualize import (
     compressed_overlap,
     extract_features,
@@ -41,15 +41,11 @@ from cnnlab.visualize import (
 
 def load_run(path):
     """The model and its data exactly as the run trained them (split, size, normalisation)."""
-    meta = read_meta(path)
-    model = cnnlab.create_model(meta["model"], **meta["model_args"])
+    run = RunSpec.from_checkpoint(path)
+    model, split, _, _ = model_and_data(run.model, run.data_spec, run.val_split, run.split_seed,
+                                        run.input_size, run.model_args)
     load_checkpoint(path, model)
-    split = load_dataset(meta["data_spec"], val_split=meta["val_split"],
-                         seed=meta["split_seed"])
-    split = fit_split(split, tuple(meta["input_size"]))
-    stats = meta["data"]
-    norm = {"mean": tuple(stats["mean"]), "std": tuple(stats["std"])}
-    split = replace(split, train=replace(split.train, **norm), val=replace(split.val, **norm))
+    split = replace(split, train=run.normalise(split.train), val=run.normalise(split.val))
     return model.eval(), split
 
 
@@ -57,7 +53,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("lenet5")
     ap.add_argument("lenet5_modern")
-    ap.add_argument("--out", default="experiments/figures")
+    ap.add_argument("--out", default="runs/figures")
     ap.add_argument("--pca", type=int, default=16)
     args = ap.parse_args()
     torch.set_num_threads(1)
