@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import textwrap
 from pathlib import Path
 
 import torch
@@ -22,6 +23,12 @@ def model_label(model: nn.Module, checkpoint: str | os.PathLike | None = None) -
         return f"{name} (no checkpoint)"
     path = Path(checkpoint)
     return f"{name} ({path.parent.name + '/' if path.parent.name else ''}{path.name})"
+
+
+def suptitle(fig, model: nn.Module, checkpoint, what: str) -> None:
+    """Title a figure with model, checkpoint and what it shows, wrapped to its width."""
+    chars = max(30, int(fig.get_figwidth() * 15))
+    fig.suptitle(f"{model_label(model, checkpoint)}\n{textwrap.fill(what, chars)}", fontsize=8)
 
 
 def pyplot():

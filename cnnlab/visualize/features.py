@@ -16,7 +16,7 @@ import torch.nn as nn
 
 from cnnlab.data import TensorData
 from cnnlab.io import atomic_path
-from cnnlab.visualize.common import model_label, penultimate, pyplot, save_png
+from cnnlab.visualize.common import model_label, penultimate, pyplot, save_png, suptitle
 
 _MEMORY: dict[str, torch.Tensor] = {}
 _MEMORY_SLOTS = 8
@@ -168,7 +168,7 @@ def plot_neighbours(model: nn.Module, query: TensorData, base: TensorData,
         ax.set_yticks([])
     what = (f"{k} nearest training images in penultimate features ({metric})"
             f"{'; ' + note if note else ''}")
-    fig.suptitle(f"{model_label(model, checkpoint)}\n{what}", fontsize=8)
+    suptitle(fig, model, checkpoint, what)
     fig.tight_layout()
     return save_png(fig, path)
 

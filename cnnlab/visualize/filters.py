@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from cnnlab.visualize.common import first_conv, model_label, pyplot, save_png
+from cnnlab.visualize.common import first_conv, pyplot, save_png, suptitle
 
 
 def filter_tiles(weight: torch.Tensor) -> np.ndarray:
@@ -50,6 +50,6 @@ def plot_filters(model: nn.Module, path: str | os.PathLike, checkpoint=None,
     k = "×".join(map(str, conv.kernel_size))
     what = (f"first-layer filters {name}: {conv.out_channels} × {k}"
             f"{'×3 RGB' if rgb else f' × {conv.in_channels} in' if per_filter > 1 else ''}")
-    fig.suptitle(f"{model_label(model, checkpoint)}\n{what}", fontsize=8)
+    suptitle(fig, model, checkpoint, what)
     fig.tight_layout()
     return save_png(fig, path)

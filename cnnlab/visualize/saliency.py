@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from cnnlab.visualize.common import model_label, no_inplace, pyplot, save_png
+from cnnlab.visualize.common import no_inplace, pyplot, save_png, suptitle
 from cnnlab.visualize.features import _class_name, image_for_display
 
 _RELU_FUNCS = (F.relu, torch.relu, torch.Tensor.relu)
@@ -326,6 +326,6 @@ def plot_saliency(model: nn.Module, images: torch.Tensor, x: torch.Tensor, metho
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"{model_label(model, checkpoint)}\n{r['what']}", fontsize=8)
+    suptitle(fig, model, checkpoint, r["what"])
     fig.tight_layout()
     return save_png(fig, path)
