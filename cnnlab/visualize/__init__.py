@@ -25,7 +25,7 @@ from cnnlab.visualize.saliency import (
     input_gradient,
     non_relu_activations,
     plot_saliency,
-    saliency,
+    saliency_map,
 )
 
 __all__ = [
@@ -33,5 +33,5 @@ __all__ = [
     "filter_tiles", "first_conv", "grad_cam", "guided_backprop", "guided_relus",
     "input_gradient", "model_label", "nearest_neighbours", "neighbour_overlap",
     "non_relu_activations", "pca_fit", "pca_project", "penultimate", "plot_embedding",
-    "plot_filters", "plot_neighbours", "plot_saliency", "saliency",
+    "plot_filters", "plot_neighbours", "plot_saliency", "saliency_map",
 ]

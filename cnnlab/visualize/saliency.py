@@ -274,7 +274,7 @@ def _scale(m: torch.Tensor) -> torch.Tensor:
     return (m / _top(m)).clamp(0, 1)
 
 
-def saliency(model: nn.Module, x: torch.Tensor, method: str, target=None) -> dict:
+def saliency_map(model: nn.Module, x: torch.Tensor, method: str, target=None) -> dict:
     """``method`` = ``guided`` | ``grad`` | ``cam``: a per-pixel map in [0, 1] (``map``,
     N×H×W), what to show beside the image (``view``) and the targets."""
     if method == "cam":
@@ -301,7 +301,7 @@ def plot_saliency(model: nn.Module, images: torch.Tensor, x: torch.Tensor, metho
                   target=None) -> str:
     """One row per image: the image, the map, and the map over the image. ``images`` are
     the images as stored (for display), ``x`` the same images normalised for the model."""
-    r = saliency(model, x, method, target)
+    r = saliency_map(model, x, method, target)
     with torch.no_grad(), _eval(model):
         pred = _logits(model, x).argmax(1)
     plt = pyplot()
