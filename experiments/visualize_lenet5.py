@@ -12,6 +12,7 @@ Train the checkpoints first (about 1 minute on 1 thread):
         --out runs/lenet5_modern
     python experiments/visualize_lenet5.py runs/lenet5/last.safetensors \
         runs/lenet5_modern/last.safetensors --out runs/figures
+(more checkpoints, e.g. other --seed runs, add to the statistics: mean ± std over runs)
 (experiments/figures/ holds three of the ten pictures it draws.)
 """
 
@@ -32,6 +33,7 @@ from cnnlab.visualize import (
     compressed_overlap,
     extract_features,
     nearest_neighbours,
+    neighbour_overlap,
     plot_embedding,
     plot_filters,
     plot_neighbours,
@@ -49,45 +51,69 @@ def load_run(path):
     return model.eval(), split
 
 
+def probe(model, split, pca: int) -> dict:
+    """Neighbour statistics over all validation images, and the feature extraction time."""
+    t = time.perf_counter()
+    train_f = extract_features(model, split.train)
+    val_f = extract_features(model, split.val)
+    seconds = time.perf_counter() - t
+    every, _ = nearest_neighbours(val_f, train_f, k=6)
+    pixels, _ = nearest_neighbours(split.val.x.flatten(1).float(),
+                                   split.train.x.flatten(1).float(), k=6)
+    return {"feature_seconds": seconds, "same_class": 100 * _same(split, every),
+            "pca_overlap": 100 * compressed_overlap(train_f, val_f, pca, k=6),
+            "pixel_same_class": 100 * _same(split, pixels),
+            "pixel_overlap": 100 * neighbour_overlap(every, pixels)}
+
+
+def _same(split, idx) -> float:
+    return (split.train.y[idx] == split.val.y[:, None]).float().mean().item()
+
+
+def draw(model, split, ckpt, name, out: Path, pca: int, overlap: float) -> None:
+    train_f = extract_features(model, split.train)
+    val_f = extract_features(model, split.val)
+    pick = torch.randperm(len(split.val), generator=torch.Generator().manual_seed(0))[:5]
+    idx, dist = nearest_neighbours(val_f[pick], train_f, k=6)
+    note = f"PCA-{pca} keeps {overlap:.0f}% of them (all 2,000 val)"
+    plot_filters(model, out / f"{name}_filters.png", ckpt)
+    plot_neighbours(model, split.val, split.train, pick, idx, dist,
+                    out / f"{name}_neighbours.png", ckpt, split.classes, note=note)
+    plot_embedding(model, val_f, split.val.y, out / f"{name}_tsne.png", ckpt, split.classes,
+                   method="tsne")
+    some = pick[:4]
+    x = split.val.normalize(split.val.x[some])
+    # guided backpropagation needs ReLUs: LeNet-5's scaled tanh gets plain gradients
+    methods = ("guided", "cam") if name == "lenet5_modern" else ("grad", "cam")
+    for m in methods:
+        plot_saliency(model, split.val.x[some], x, m, out / f"{name}_{m}.png", ckpt,
+                      labels=split.val.y[some], classes=split.classes)
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("lenet5")
-    ap.add_argument("lenet5_modern")
+    ap.add_argument("checkpoints", nargs="+", help="lenet5 / lenet5_modern runs (any seeds); "
+                    "the first of each model is drawn")
     ap.add_argument("--out", default="runs/figures")
     ap.add_argument("--pca", type=int, default=16)
     args = ap.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    report = {}
-    for ckpt in (args.lenet5, args.lenet5_modern):
+    rows: dict[str, list[dict]] = {}
+    for ckpt in args.checkpoints:
         model, split = load_run(ckpt)
         name = read_meta(ckpt)["model"]
-        t = time.perf_counter()
-        train_f = extract_features(model, split.train)
-        val_f = extract_features(model, split.val)
-        seconds = time.perf_counter() - t
-        g = torch.Generator().manual_seed(0)
-        pick = torch.randperm(len(split.val), generator=g)[:5]
-        idx, dist = nearest_neighbours(val_f[pick], train_f, k=6)
-        every, _ = nearest_neighbours(val_f, train_f, k=6)
-        same = (split.train.y[every] == split.val.y[:, None]).float().mean().item()
-        overlap = compressed_overlap(train_f, val_f, args.pca, k=6)
-        report[name] = {"feature_seconds": round(seconds, 2), "dim": train_f.shape[1],
-                        "neighbours_same_class": round(100 * same, 1),
-                        f"pca{args.pca}_overlap": round(100 * overlap, 1)}
-        note = f"PCA-{args.pca} keeps {100 * overlap:.0f}% of them (all 2,000 val)"
-        plot_filters(model, out / f"{name}_filters.png", ckpt)
-        plot_neighbours(model, split.val, split.train, pick, idx, dist,
-                        out / f"{name}_neighbours.png", ckpt, split.classes, note=note)
-        plot_embedding(model, val_f, split.val.y, out / f"{name}_tsne.png", ckpt,
-                       split.classes, method="tsne")
-        some = pick[:4]
-        x = split.val.normalize(split.val.x[some])
-        methods = ("guided", "cam") if name == "lenet5_modern" else ("grad", "cam")
-        for m in methods:
-            plot_saliency(model, split.val.x[some], x, m, out / f"{name}_{m}.png", ckpt,
-                          labels=split.val.y[some], classes=split.classes)
+        r = probe(model, split, args.pca)
+        if name not in rows:
+            draw(model, split, ckpt, name, out, args.pca, r["pca_overlap"])
+        rows.setdefault(name, []).append(r)
+    report = {}
+    for name, rs in rows.items():
+        report[name] = {"seeds": len(rs)}
+        for key in rs[0]:
+            v = torch.tensor([r[key] for r in rs], dtype=torch.float64)
+            report[name][key] = f"{v.mean():.2f} ± {v.std() if len(v) > 1 else 0:.2f}"
     print(json.dumps(report, indent=1))
 
 
