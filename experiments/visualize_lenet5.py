@@ -114,7 +114,7 @@ def main():
         for key in rs[0]:
             v = torch.tensor([r[key] for r in rs], dtype=torch.float64)
             report[name][key] = f"{v.mean():.2f} ± {v.std() if len(v) > 1 else 0:.2f}"
-    print(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1, ensure_ascii=False))
 
 
 if __name__ == "__main__":
