@@ -64,6 +64,8 @@ def test_verify_cli(capsys):
     (["summary", "mobilenet_v1", "--set", "novalue"], "key=value"),
     (["verify", "zzz*"], "no model"),
     (["frobnicate"], "invalid choice"),
+    (["visualize", "lenet5", "--checkpoint", "/no/such.safetensors", "--filters", "--out", "."],
+     "not found"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv, message):
     code, out, err = run(capsys, *argv)
