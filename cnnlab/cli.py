@@ -194,7 +194,7 @@ def cmd_verify(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from cnnlab.export import export_onnx
+    from cnnlab.deploy.export import export_onnx
     from cnnlab.registry import create_model
 
     kwargs = parse_sets(args.set)
