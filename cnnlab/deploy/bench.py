@@ -75,12 +75,12 @@ def alternate(runners: dict[str, callable], *, warmup: int = 3, runs: int = 20,
 
 
 def check_device(device: str) -> torch.device:
+    if str(device).split(":")[0] not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}; cpu or cuda")
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: this machine has no CUDA device "
                          "(PyTorch sees none)")
-    if dev.type not in ("cpu", "cuda"):
-        raise ValueError(f"unknown device {device!r}; cpu or cuda")
     return dev
 
 
