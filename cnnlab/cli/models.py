@@ -78,6 +78,18 @@ def _layer_table(p, args) -> str:
 def cmd_summary(args) -> int:
     from cnnlab.table import human
 
+    if args.energy:
+        from cnnlab.cli.deploy import energy_report, print_energy
+
+        kwargs = parse_sets(args.set)
+        size = None if args.model.endswith(".dcz") else \
+            input_size(args.model, optional_size(args.input_size), kwargs)
+        e = energy_report(args.model, size, kwargs, args.sram, args.precision)
+        if args.json:
+            emit(e.to_dict())
+        else:
+            print_energy(e)
+        return 0
     p = _profile(args.model, args, args.batch_size)
     if args.json:
         emit(p.to_dict())
@@ -166,7 +178,7 @@ def cmd_export(args) -> int:
         from cnnlab.train.checkpoint import load_checkpoint
 
         load_checkpoint(args.checkpoint, model)
-    report = export_onnx(model, args.output, size, opset=args.opset)
+    report = export_onnx(model, args.output, size, opset=args.opset, fuse_bn=args.fuse_bn)
     if args.json:
         emit(report)
     else:
@@ -194,6 +206,10 @@ def add_commands(sub) -> None:
     p.add_argument("--depth", type=int, default=0, help="merge rows to module depth N")
     p.add_argument("--all", action="store_true", help="also rows without params or mult-adds")
     p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--energy", action="store_true", help="pJ per inference, Horowitz 45 nm "
+                   "(MODEL may be a .dcz file)")
+    p.add_argument("--sram", default="512KiB", help="on-chip memory for --energy")
+    p.add_argument("--precision", default="fp32", help="fp32 | fp16 | int8 for --energy")
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("compare", help="totals of several models side by side")
@@ -215,5 +231,6 @@ def add_commands(sub) -> None:
     input_size_opt(p, "CxHxW, e.g. 3x224x224")
     set_opt(p, None)
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--fuse-bn", action="store_true", help="fold BN into the convolutions")
     json_opt(p)
     p.set_defaults(func=cmd_export)

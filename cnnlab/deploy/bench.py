@@ -89,6 +89,9 @@ def check_options(*, backend: str = "torch", int8: bool = False, device: str = "
     """Refuse combinations that cannot run before any model is built."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
+    if int8 and str(device).split(":")[0] != "cpu":
+        raise ValueError(f"int8: PyTorch has no quantized kernels on {device} "
+                         "(x86/fbgemm int8 runs on the CPU)")
     dev = check_device(device)
     if int8 and dev.type != "cpu":
         raise ValueError(f"int8: PyTorch has no quantized kernels on {dev.type} "
