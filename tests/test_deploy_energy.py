@@ -7,6 +7,7 @@ import cnnlab
 from cnnlab.compress import fileformat as ff
 from cnnlab.compress.pipeline import build_file
 from cnnlab.deploy.energy import energy, energy_of_dcz, parse_bytes
+from cnnlab.profile import profile
 
 # lenet5_caffe, 1x28x28: conv1 20@5x5 -> 24x24, pool, conv2 50@5x5 -> 8x8, pool, fc 800-500,
 # relu, fc 500-10
@@ -16,7 +17,7 @@ PARAMS = {"features.conv1": 520, "features.conv2": 25050, "fc1.1": 400500, "head
 
 
 def test_lenet5_fp32_matches_the_hand_computation():
-    e = energy(cnnlab.profile("lenet5_caffe"), sram_bytes="512KiB")
+    e = energy(profile("lenet5_caffe"), sram_bytes="512KiB")
     assert not e.weights_in_sram and e.weight_bytes == 4 * 431080  # 1.7 MB > 512 KiB
     layers = {ly.name: ly for ly in e.layers}
     for name, macs in MACS.items():
@@ -29,7 +30,7 @@ def test_lenet5_fp32_matches_the_hand_computation():
     assert e.total_pj == pytest.approx(sum(ly.total_pj for ly in e.layers))
     assert e.weight_pj == pytest.approx(431080 * 640.0)
     # the same model with 2 MiB on chip: the weights cost SRAM reads, 128x less
-    big = energy(cnnlab.profile("lenet5_caffe"), sram_bytes="2MiB")
+    big = energy(profile("lenet5_caffe"), sram_bytes="2MiB")
     assert big.weights_in_sram and big.weight_pj == pytest.approx(431080 * 5.0)
     assert big.compute_pj == e.compute_pj
 
@@ -51,7 +52,7 @@ def test_compressed_lenet5_fits_in_sram(tmp_path):
     stored = sum(t.size for t in ff.read(path).tensors)
     assert e.weight_bytes == stored < 431080 * 4 / 20
     assert e.weight_pj == pytest.approx(stored * 8 * 5.0 / 32)
-    dense = energy(cnnlab.profile("lenet5_caffe"))
+    dense = energy(profile("lenet5_caffe"))
     assert dense.weight_pj / e.weight_pj > 1000  # DRAM at 32 bits vs SRAM at ~1.5 bits
 
 
@@ -60,4 +61,4 @@ def test_bad_sizes_and_precisions():
     with pytest.raises(ValueError, match="memory size"):
         parse_bytes("lots")
     with pytest.raises(ValueError, match="precision"):
-        energy(cnnlab.profile("lenet5_caffe"), precision="fp8")
+        energy(profile("lenet5_caffe"), precision="fp8")
