@@ -21,7 +21,7 @@ def _cases():
     out = []
     for name in cnnlab.list_models() if FULL else representatives():
         n = sum(p.numel() for p in build_on_meta(name).parameters())
-        big = n > BUDGET and name not in EXPORT_LIMITS
+        big = n > BUDGET
         out.append(pytest.param(name, marks=pytest.mark.skipif(
             big and not FULL, reason=f"{n / 1e6:.0f}M parameters: run with "
             "CNNLAB_FULL_REGISTRY=1 (see benchmarks/README.md for the full run)")))
@@ -42,6 +42,14 @@ def test_registered_model_exports_with_dynamic_batch(name, tmp_path):
     assert report["max_rel_diff"] <= 1e-4 and path.exists()
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     assert sess.run(None, {"input": np.zeros((3, *size), np.float32)})[0].shape[0] == 3
+
+
+def test_the_limit_behind_export_limits(tmp_path):
+    """What AlexNet and VGG run into below their paper size, on a two-layer model."""
+    m = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.AdaptiveAvgPool2d(6)).eval()
+    with pytest.raises(ValueError, match="adaptive_avg_pool2d"):
+        export_onnx(m, tmp_path / "m.onnx", (3, 9, 9))
+    assert all("adaptive_avg_pool2d" in why for why in EXPORT_LIMITS.values())
 
 
 def test_folded_model_exports_without_batchnorm(tmp_path):
