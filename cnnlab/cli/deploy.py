@@ -19,8 +19,10 @@ def _batches(text: str) -> list[int]:
 
 
 def _check_plot(path: str | None) -> None:
-    if path and not Path(path).parent.exists():
-        raise CliError(f"directory {Path(path).parent} does not exist")
+    if path:
+        from cnnlab.cli.common import output_file
+
+        output_file(path)
 
 
 def _calibration(spec: str | None, size, n: int = 256):
@@ -52,6 +54,8 @@ def cmd_bench(args) -> int:
     _check_plot(args.plot)
     if args.threads is not None and args.threads <= 0:
         raise CliError("--threads must be positive")
+    if args.runs <= 0 or args.warmup < 0:
+        raise CliError("--runs must be positive and --warmup not negative")
     kwargs = parse_sets(args.set)
     rows = []
     for name in args.models:
@@ -121,6 +125,9 @@ def energy_report(model_arg: str, size, kwargs, sram: str, precision: str):
     if model_arg.endswith(".dcz"):
         if not Path(model_arg).is_file():
             raise CliError(f"no such file: {model_arg}")
+        from cnnlab.cli.common import input_file
+
+        input_file(model_arg, ".dcz file")
         if precision != "fp32":
             raise CliError("a .dcz stores its own weight bits: leave --precision at fp32")
         return energy_of_dcz(model_arg, sram_bytes=sram_bytes)
