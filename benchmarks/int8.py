@@ -3,8 +3,9 @@
 lenet5_caffe and resnet20 are trained briefly on the MNIST split (8,000 train / 2,000 val,
 1 thread), then quantized post-training (static, per-channel weights, calibrated on 512 real
 training images) and by quantization-aware training (one more epoch with fake quantization,
-through cnnlab's trainer). mobilenet_v2 and shufflenet_v2_x1_0: latency only (random weights,
-3x224x224). Latencies: fp32 and int8 timed in turns, one thread, median of --runs.
+through cnnlab's trainer). mobilenet_v2, shufflenet_v2_x1_0, resnet18 and resnet50: latency
+only (random weights, 3x224x224). Latencies: fp32 and int8 timed in turns, one thread,
+median of --runs.
 
     PYTHONPATH=. python benchmarks/int8.py [--epochs 2] [--runs 30] [--json out.json]
 """
@@ -89,7 +90,7 @@ def main():
         split = fit_split(raw, (1, 28, 28))
         rows.append(trained_row(name, split, (1, 28, 28), args.epochs, args.runs))
         print(json.dumps(rows[-1]), flush=True)
-    for name in ("mobilenet_v2", "shufflenet_v2_x1_0"):
+    for name in ("mobilenet_v2", "shufflenet_v2_x1_0", "resnet18", "resnet50"):
         rows.append(latency_row(name, args.runs))
         print(json.dumps(rows[-1]), flush=True)
     print(f"\n{'model':20} {'input':10} {'top1 fp32':>9} {'PTQ':>6} {'QAT':>6} "
