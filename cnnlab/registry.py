@@ -133,6 +133,31 @@ class ModelInfo:
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
+def bind(builder: Callable, name: str, fixed: dict[str, Any], defaults: dict[str, Any],
+         doc: str | None = None) -> Callable[..., nn.Module]:
+    """``builder`` with the ``fixed`` arguments bound (a caller can no longer pass them) and
+    ``defaults`` shown as its defaults; its signature, docstring and module are the variant's,
+    so ``create_model`` checks arguments against it and ``cnnlab list`` files it under the
+    builder's family."""
+    sig = inspect.signature(builder)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    unknown = [k for k in [*fixed, *defaults] if k not in sig.parameters and not takes_any]
+    if unknown:
+        raise ValueError(f"{name}: {builder.__name__} takes no argument(s) {unknown}")
+    params = [p.replace(kind=p.KEYWORD_ONLY, default=defaults.get(p.name, p.default))
+              if p.kind is not p.VAR_KEYWORD else p
+              for p in sig.parameters.values() if p.name not in fixed]
+
+    def build(**kwargs):
+        return builder(**fixed, **kwargs)
+
+    build.__signature__ = sig.replace(parameters=params)
+    build.__name__ = build.__qualname__ = name
+    build.__module__ = builder.__module__
+    build.__doc__ = doc or builder.__doc__
+    return build
+
+
 def register_model(
     fn: Callable | None = None,
     *,
@@ -142,22 +167,31 @@ def register_model(
     num_classes: int = 1000,
     reference: dict | list[dict] | None = None,
     defaults: dict[str, Any] | None = None,
+    fixed: dict[str, Any] | None = None,
+    doc: str | None = None,
 ):
-    """Register a model builder.
+    """Register a model builder, as a decorator or called on a family's builder to register
+    one variant of it: ``register_model(resnet, name="resnet50", fixed={"depth": 50}, ...)``.
 
     ``reference`` is one dict or a list of dicts (one per configuration the paper reports,
     e.g. each width multiplier), with keys ``params``, ``macs`` (figures as printed), ``table``,
     ``input_size``, ``top1``, ``top5``, ``kwargs`` (builder arguments for that row),
     ``size_mib`` (fp32 size in MiB, written as printed: ``"4.8"`` for "4.8 MB"),
     and, where the paper's figure is not the network's, ``exact_params``/``exact_macs`` and
-    ``note``. ``defaults`` are builder keyword arguments bound under this name, so one builder
-    can be registered under several names (``vgg16`` = ``vgg_d``).
+    ``note``. ``fixed`` are builder arguments bound under this name (the variant's depth,
+    configuration, ...; a caller cannot pass them); ``defaults`` are arguments a caller may
+    still override (``vgg16_bn`` = ``vgg16`` with ``batch_norm=True``). ``doc`` is the
+    variant's docstring (the builder's when not given). Called on a builder it returns the
+    variant's builder; as a decorator it leaves the decorated function as it is.
     """
 
     def wrap(builder: Callable) -> Callable:
         model_name = name or builder.__name__
         if model_name in _REGISTRY:
             raise ValueError(f"model {model_name!r} is registered twice")
+        original = builder
+        if fixed or defaults or doc:
+            builder = bind(builder, model_name, dict(fixed or {}), dict(defaults or {}), doc)
         refs = reference if isinstance(reference, list) else [reference] if reference else []
         family = builder.__module__.rsplit(".", 1)[-1]
         _REGISTRY[model_name] = ModelInfo(
@@ -170,7 +204,7 @@ def register_model(
             references=tuple(Reference.from_dict(r, tuple(input_size)) for r in refs),
             defaults=dict(defaults or {}),
         )
-        return builder
+        return builder if fn is not None else original  # a decorator leaves the function be
 
     return wrap(fn) if fn is not None else wrap
 

@@ -1,3 +1,5 @@
+import inspect
+
 import pytest
 import torch
 
@@ -81,7 +83,7 @@ def test_model_size_figures_are_checked_in_mib():
 ])
 def test_shared_arguments_are_checked_for_every_model(kwargs, message):
     for name in cnnlab.list_models():
-        params = cnnlab.model_info(name).builder.__code__.co_varnames
+        params = inspect.signature(cnnlab.model_info(name).builder).parameters
         if all(k in params for k in kwargs):
             with pytest.raises(ValueError, match=message):
                 cnnlab.create_model(name, **kwargs)
