@@ -214,13 +214,14 @@ def _load_models() -> None:
 
 
 def list_models(pattern: str | list[str] | None = None) -> list[str]:
-    """Sorted registered names, optionally filtered by glob pattern(s)."""
+    """Sorted registered names, optionally filtered by glob pattern(s), ignoring case as
+    timm's ``list_models("*ResNet*")`` does."""
     _load_models()
     names = sorted(_REGISTRY)
     if pattern is None:
         return names
-    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
-    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    patterns = [p.lower() for p in ([pattern] if isinstance(pattern, str) else pattern)]
+    return [n for n in names if any(fnmatch.fnmatchcase(n.lower(), p) for p in patterns)]
 
 
 def model_info(name: str) -> ModelInfo:
@@ -236,23 +237,30 @@ def model_info(name: str) -> ModelInfo:
 
 def _check_common(name: str, kwargs: dict) -> None:
     """The arguments every model shares, checked once here rather than in each family."""
-    for key in ("num_classes", "in_chans"):
+    for key, least in (("num_classes", 0), ("in_chans", 1)):
         v = kwargs.get(key)
-        if key in kwargs and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
-            raise ValueError(f"{name}: {key} must be a positive integer, got {v!r}")
+        if key in kwargs and (isinstance(v, bool) or not isinstance(v, int) or v < least):
+            headless = " (or 0 for a headless model)" if key == "num_classes" else ""
+            raise ValueError(f"{name}: {key} must be a positive integer{headless}, got {v!r}")
     rate = kwargs.get("drop_rate", 0.0)
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
         raise ValueError(f"{name}: drop_rate must be in [0, 1), got {rate!r}")
 
 
-def create_model(name: str, *, features_only: bool = False, **kwargs) -> nn.Module:
+def create_model(name: str, *, features_only: bool = False,
+                 out_indices: tuple[int, ...] | None = None, **kwargs) -> nn.Module:
     """Build a registered model: ``create_model("mobilenet_v1", width_mult=0.5)``.
 
     Keyword arguments go to the builder (``num_classes``, ``in_chans``, ``drop_rate`` and the
     family's own, e.g. ``width_mult``). Unknown keywords raise ``ValueError`` naming the valid
     ones. The model's ``init_weights()`` runs once it is built (a no-op under
-    :func:`cnnlab.profile.skip_init`). ``features_only=True`` returns a
-    :class:`cnnlab.models.base.FeatureExtractor` that yields the feature maps at each stride.
+    :func:`cnnlab.profile.skip_init`).
+
+    As in timm: ``num_classes=0`` gives a classifier without its classifier layer, whose
+    ``forward`` returns the pooled features (``model.num_features`` wide);
+    ``features_only=True`` returns a :class:`cnnlab.models.base.FeatureExtractor` that yields
+    the feature maps at each stride, ``out_indices`` (indices into ``feature_info``) picks
+    some of them.
     """
     info = model_info(name)
     params = inspect.signature(info.builder).parameters
@@ -263,12 +271,22 @@ def create_model(name: str, *, features_only: bool = False, **kwargs) -> nn.Modu
             valid = ", ".join(p for p in params if p != "kwargs")
             raise ValueError(f"{name}: unknown argument(s) {', '.join(bad)}; valid: {valid}")
     _check_common(name, kwargs)
+    if out_indices is not None and not features_only:
+        raise ValueError(f"{name}: out_indices needs features_only=True")
+    headless = kwargs.get("num_classes") == 0
+    if headless:
+        del kwargs["num_classes"]
     model = info.builder(**{**info.defaults, **kwargs})
     if hasattr(model, "init_weights"):
         model.init_weights()
     model.model_name = name
+    if headless:
+        if getattr(model, "dense_prediction", False):
+            raise ValueError(f"{name}: num_classes=0 (headless) is for classifiers; {name} "
+                             "predicts a score map per pixel")
+        model.reset_classifier(0)
     if features_only:
         from cnnlab.models.base import FeatureExtractor
 
-        return FeatureExtractor(model)
+        return FeatureExtractor(model, out_indices)
     return model

@@ -155,7 +155,7 @@ def test_b7_profiles_on_meta():
 
 
 @pytest.mark.parametrize("kwargs", [{"drop_rate": 1.5}, {"drop_path_rate": -0.1},
-                                    {"num_classes": 0}])
+                                    {"num_classes": -1}])
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         cnnlab.create_model("efficientnet_b0", **kwargs)

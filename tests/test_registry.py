@@ -76,7 +76,7 @@ def test_model_size_figures_are_checked_in_mib():
 
 
 @pytest.mark.parametrize("kwargs,message", [
-    ({"num_classes": 0}, "num_classes must be a positive integer"),
+    ({"num_classes": -1}, "num_classes must be a positive integer"),
     ({"num_classes": 2.5}, "num_classes must be a positive integer"),
     ({"in_chans": -3}, "in_chans must be a positive integer"),
     ({"drop_rate": 1.0}, r"drop_rate must be in \[0, 1\)"),

@@ -150,8 +150,9 @@ class SqueezeNet(ConvNet):
 
     def init_weights(self):
         super().init_weights()
-        nn.init.normal_(self.conv10.conv.weight, 0.0, 0.01)  # the released model's init
-        nn.init.zeros_(self.conv10.conv.bias)
+        if isinstance(self.conv10.conv, nn.Conv2d):
+            nn.init.normal_(self.conv10.conv.weight, 0.0, 0.01)  # the released model's init
+            nn.init.zeros_(self.conv10.conv.bias)
 
     def forward_features(self, x):
         for name in self._features:
@@ -168,8 +169,10 @@ class SqueezeNet(ConvNet):
         return self.conv10.conv
 
     def reset_classifier(self, num_classes):
-        device = self.conv10.conv.weight.device
-        self.conv10.conv = nn.Conv2d(self.num_features, num_classes, 1, device=device)
+        # headless: the ReLU passes fire9's non-negative maps as they are
+        device = next(self.parameters()).device
+        self.conv10.conv = nn.Conv2d(self.num_features, num_classes, 1, device=device) \
+            if num_classes else nn.Identity()
         self.num_classes = num_classes
 
 
