@@ -119,6 +119,17 @@ class ConvNet(nn.Module):
     def init_weights(self) -> None:
         default_init(self)
 
+    def add_feature(self, module: str, reduction: int, channels: int) -> None:
+        """Declare ``module``'s output the feature map at ``reduction``; a later module at the
+        same reduction takes its place (``feature_info`` keeps the last map of each stride)."""
+        if "feature_info" not in self.__dict__:
+            self.feature_info = []
+        info = dict(module=module, reduction=reduction, channels=channels)
+        if self.feature_info and self.feature_info[-1]["reduction"] == reduction:
+            self.feature_info[-1] = info
+        else:
+            self.feature_info.append(info)
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 

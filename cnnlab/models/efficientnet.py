@@ -150,8 +150,7 @@ class EfficientNet(ConvNet):
         self.default_input_size = (in_chans, config.resolution, config.resolution)
         c = config.stem
         self.stem = ConvNormAct(in_chans, c, 3, 2, act=nn.SiLU)
-        self.feature_info = []
-        infos = {2: dict(module="stem", reduction=2, channels=c)}
+        self.add_feature("stem", 2, c)
         total, idx, reduction = sum(config.repeats), 0, 2
         stages = []
         for i, st in enumerate(config.stages):
@@ -162,9 +161,8 @@ class EfficientNet(ConvNet):
                                      drop_path=drop_path_rate * idx / total))
                 c, idx, reduction = st.c, idx + 1, reduction * stride
             stages.append(nn.Sequential(*blocks))
-            infos[reduction] = dict(module=f"stages.{i}", reduction=reduction, channels=c)
+            self.add_feature(f"stages.{i}", reduction, c)
         self.stages = nn.Sequential(*stages)
-        self.feature_info = list(infos.values())
         self.conv_head = ConvNormAct(c, config.head, 1, act=nn.SiLU)
         self.num_features = config.head
         self.head = ClassifierHead(config.head, num_classes, drop_rate=drop_rate)
