@@ -152,6 +152,7 @@ def bind(builder: Callable, name: str, fixed: dict[str, Any], defaults: dict[str
         return builder(**fixed, **kwargs)
 
     build.__signature__ = sig.replace(parameters=params)
+    build.__wrapped__ = builder  # the family's builder (the signature above still rules)
     build.__name__ = build.__qualname__ = name
     build.__module__ = builder.__module__
     build.__doc__ = doc or builder.__doc__

@@ -165,7 +165,7 @@ class ConvNet(nn.Module):
         self.check_input(x)
         return self.forward_head(self.forward_features(x))
 
-    def conv_head(self) -> nn.Sequential | None:
+    def fc_layers_as_conv(self) -> nn.Sequential | None:
         """The fully connected head cast as convolutions (VGG Sec. 3.2, FCN Sec. 3.1): "the
         first FC layer [becomes] a 7×7 conv. layer, the last two FC layers 1×1 conv. layers".
         Named as in the reference Caffe networks (``fc6``, ``relu6``, ``drop6``, ``fc7``, …);
@@ -196,7 +196,7 @@ class ConvNet(nn.Module):
         """The network applied to a whole image of any size, its class scores averaged over
         the positions (VGG Sec. 3.2): itself when its head pools globally, a
         :class:`DenseForm` when the head is FC layers over a k×k pool, else None."""
-        if self.conv_head() is not None:
+        if self.fc_layers_as_conv() is not None:
             return DenseForm(self)
         head = getattr(self, "head", None)
         if isinstance(head, ClassifierHead) and isinstance(
@@ -218,8 +218,8 @@ def _linear_as_conv(linear: nn.Linear, size: int) -> nn.Conv2d:
 
 class DenseForm(nn.Module):
     """A network with an FC head as a fully-convolutional one (VGG Sec. 3.2): the head's
-    convolutions (:meth:`ConvNet.conv_head`) applied to the whole feature map, the class score
-    map spatially averaged. At the training input size (a k×k map) it gives exactly the
+    convolutions (:meth:`ConvNet.fc_layers_as_conv`) applied to the whole feature map, the
+    class score map spatially averaged. At the training input size (a k×k map) it gives exactly the
     network's output; a map smaller than one window goes through the network's own head."""
 
     def __init__(self, model: ConvNet):
@@ -232,7 +232,8 @@ class DenseForm(nn.Module):
         x = self.model.forward_features(x)
         if min(x.shape[-2:]) < self.k:
             return self.model.forward_head(x)
-        return self.model.conv_head()(x).mean((2, 3))  # views: follows the weights as trained
+        # built per call from views: it follows the weights as they are trained
+        return self.model.fc_layers_as_conv()(x).mean((2, 3))
 
 
 class AuxHeadNet(ConvNet):

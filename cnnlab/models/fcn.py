@@ -133,16 +133,16 @@ def _strip_unused(extractor: FeatureExtractor, in_chans: int, size: int) -> None
 
 def vgg_encoder(model: ConvNet) -> tuple[FeatureExtractor, nn.Sequential]:
     """VGG with the reference geometry (conv1_1 padded by 100, ceiling pools) and its
-    classifier cast as fc6/fc7 convolutions (:meth:`ConvNet.conv_head`, the classifier's own
-    weights); fc8 gives way to ``score_fr``."""
+    classifier cast as fc6/fc7 convolutions (:meth:`ConvNet.fc_layers_as_conv`, the
+    classifier's own weights); fc8 gives way to ``score_fr``."""
     feats = model.features
     feats.conv1.padding = (CONV1_PAD, CONV1_PAD)
     for m in feats.modules():
         if isinstance(m, nn.MaxPool2d):
             m.ceil_mode = True
     model.min_input_size = 1
-    fc = nn.Sequential(OrderedDict((name, m) for name, m in model.conv_head().named_children()
-                                   if name != "fc8"))
+    convs = model.fc_layers_as_conv().named_children()
+    fc = nn.Sequential(OrderedDict((name, m) for name, m in convs if name != "fc8"))
     model.classifier = model.pool = model.head = nn.Identity()
     return FeatureExtractor(model), fc
 
