@@ -115,10 +115,18 @@ def _strip_unused(extractor: FeatureExtractor, in_chans: int, size: int) -> None
     """Replace the backbone's modules that its feature maps never use (its last 1×1
     convolution, pooling, classifier) with ``nn.Identity``, so parameter counts are the
     dense network's."""
-    from cnnlab.profile import profile
-
-    prof = profile(extractor, (in_chans, size, size))
-    ran = {r.name for r in prof.rows} | set(prof.module_io)
+    ran: set[str] = set()
+    hooks = [m.register_forward_pre_hook(lambda module, args, name=name: ran.add(name))
+             for name, m in extractor.named_modules()]
+    was_training = extractor.training
+    device = next(extractor.parameters()).device
+    try:
+        with torch.no_grad():
+            extractor.eval()(torch.zeros(1, in_chans, size, size, device=device))
+    finally:
+        extractor.train(was_training)
+        for h in hooks:
+            h.remove()
     gone: list[str] = []
     for name, module in list(extractor.named_modules()):
         if not name or any(name.startswith(g + ".") for g in gone):
