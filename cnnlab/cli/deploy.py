@@ -40,6 +40,20 @@ def _calibration(spec: str | None, size, n: int = 256):
     return data.normalize(data.x[:n])
 
 
+def _checkpoint_spec(args):
+    """The run of ``--checkpoint`` (a checkpoint, a .dcz or decompressed weights)."""
+    if not args.checkpoint:
+        return None
+    if len(args.models) != 1:
+        raise CliError("--checkpoint goes with one model")
+    from cnnlab.cli.common import input_file
+    from cnnlab.train.spec import RunSpec
+
+    spec = RunSpec.from_checkpoint(input_file(args.checkpoint, "checkpoint"))
+    spec.check_model(args.models[0])
+    return spec
+
+
 def cmd_bench(args) -> int:
     from cnnlab.cli.common import parse_sets
     from cnnlab.cli.models import input_size
@@ -60,9 +74,17 @@ def cmd_bench(args) -> int:
     rows = []
     for name in args.models:
         model_info(name)  # unknown names fail before any timing
+    spec = _checkpoint_spec(args)
+    if spec:
+        kwargs = spec.builder_args(kwargs)
     for name in args.models:
-        size = input_size(name, optional_size(args.input_size), kwargs)
+        size = input_size(name, optional_size(args.input_size), kwargs,
+                          spec.input_size if spec else None)
         model = create_model(name, **kwargs)
+        if spec:
+            from cnnlab.train.spec import load_weights
+
+            load_weights(args.checkpoint, model)
         calib = _calibration(args.calibration, size) if args.int8 else None
         from cnnlab.profile import profile
 
@@ -158,6 +180,8 @@ def add_commands(sub) -> None:
     p = sub.add_parser("bench", help="measured latency (median, spread, images/s)")
     p.add_argument("models", nargs="+", metavar="MODEL")
     p.add_argument("--batch", default="1", help="batch sizes, e.g. 1,32")
+    p.add_argument("--checkpoint", help="weights of the one MODEL: a checkpoint, a .dcz or "
+                   "decompressed weights (its builder arguments and input size too)")
     p.add_argument("--threads", type=int, default=None, help="intra-op threads")
     input_size_opt(p)
     set_opt(p)
