@@ -263,3 +263,55 @@ def test_no_prunable_layer():
 def test_target_below_reachable():
     with pytest.raises(ValueError, match="cannot keep only 1%"):
         prune(randomize(Residual()), macs=0.01, input_size=(3, 8, 8))
+
+
+# --- cnnlab prune ----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def lenet_ckpt(tmp_path_factory):
+    from cnnlab.train.checkpoint import save_checkpoint
+
+    path = tmp_path_factory.mktemp("ckpt") / "lenet5_caffe.safetensors"
+    torch.manual_seed(0)
+    save_checkpoint(path, cnnlab.create_model("lenet5_caffe"),
+                    meta={"model": "lenet5_caffe", "input_size": [1, 28, 28]})
+    return path
+
+
+def cli(capsys, *argv):
+    from cnnlab.cli import main
+
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_prune_writes_a_reloadable_model(capsys, tmp_path, lenet_ckpt):
+    out = tmp_path / "pruned"
+    code, text, err = cli(capsys, "prune", "lenet5_caffe", "--checkpoint", str(lenet_ckpt),
+                          "--macs", "0.5", "--runs", "3", "--out", str(out))
+    assert code == 0, err
+    assert "conv1" in text and "fc1" in text and "total" in text
+    back = load_pruned(out)
+    macs = profile(back, (1, 28, 28)).macs
+    assert macs <= 0.5 * profile("lenet5_caffe").macs
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--macs", "0.001"], "cannot keep only"),
+    (["--macs", "1.5"], "--macs must be"),
+    (["--score", "taylor"], "needs --data"),
+])
+def test_cli_prune_bad_input(capsys, tmp_path, lenet_ckpt, extra, message):
+    out = tmp_path / "pruned"
+    code, _, err = cli(capsys, "prune", "lenet5_caffe", "--checkpoint", str(lenet_ckpt),
+                       "--out", str(out), *extra)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_cli_prune_checkpoint_of_another_model(capsys, tmp_path, lenet_ckpt):
+    out = tmp_path / "pruned"
+    code, _, err = cli(capsys, "prune", "lenet_300_100", "--checkpoint", str(lenet_ckpt),
+                       "--out", str(out))
+    assert code == 2 and "holds lenet5_caffe, not lenet_300_100" in err
+    assert list(tmp_path.iterdir()) == []
