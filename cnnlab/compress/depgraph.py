@@ -46,8 +46,7 @@ from cnnlab.profile.counter import _ACTIVATIONS, _METADATA, ShapeCounter
 FIXED, NONE = 0, -1  # must be kept; no channel (a constant)
 
 _PASS = (_ACTIVATIONS - {"softmax", "log_softmax", "prelu"}) | {
-    "contiguous", "clone", "detach", "to", "float", "type_as", "__get__", "requires_grad_",
-    "identity", "channel_shuffle_identity"}
+    "contiguous", "clone", "detach", "to", "float", "type_as", "requires_grad_"}
 _SPATIAL = {f"{p}_pool{n}d" for p in ("max", "avg") for n in (1, 2, 3)} | {
     f"adaptive_{p}_pool{n}d" for p in ("max", "avg") for n in (1, 2, 3)} | {
     "interpolate", "upsample", "upsample_nearest", "upsample_bilinear", "max_pool2d_with_indices"}
@@ -325,7 +324,8 @@ class GraphTracer(ShapeCounter):
             return self._view(x, out)
         if name in _PERMUTES:
             lab = self.label(x).expand(x.shape)
-            return self.set_label(out, _compress(func_on(name, lab, args[1:], kwargs)))
+            moved = getattr(torch.Tensor, name)(lab, *args[1:], **kwargs)
+            return self.set_label(out, _compress(moved))
         if name == "__getitem__":
             return self._getitem(x, args[1], out)
         if name in ("chunk", "split", "unbind", "tensor_split"):
@@ -561,10 +561,6 @@ def _half(index, x) -> bool | None:
     if (s.start in (None, 0) and s.stop == h) or (s.start == h and s.stop in (None, c)):
         return True
     return None
-
-
-def func_on(name, lab, rest, kwargs):
-    return getattr(torch.Tensor, name)(lab, *rest, **kwargs)
 
 
 def trace(model: nn.Module, input_size: tuple[int, ...]) -> DependencyGraph:
