@@ -21,6 +21,7 @@ from cnnlab.compress.structured import (
     score_taylor,
     select,
     slimming_loss,
+    slimming_step,
     zero_units,
 )
 from cnnlab.layers import SqueezeExcite, channel_shuffle, channel_split
@@ -253,6 +254,14 @@ def test_slimming_loss_adds_l1_of_gamma():
     assert loss(out, None).item() == pytest.approx(0.5 * bn_l1(model).item())
     with pytest.raises(ValueError, match="BatchNorm"):
         slimming_loss(Head(2))
+
+
+def test_slimming_step_hook_shrinks_gamma_towards_zero():
+    model = randomize(Residual())
+    before = model.stem[1].weight.detach().clone()
+    slimming_step(lam=0.5, lr=0.1)(model, 0)
+    torch.testing.assert_close(model.stem[1].weight.detach(),
+                               before - 0.05 * torch.sign(before))
 
 
 def test_no_prunable_layer():
