@@ -120,7 +120,7 @@ def plot(rows, out: Path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 3.2))
-    keys = [("dense_ft", "dense"), ("cut", "pruned, no fine-tune"),
+    keys = [("dense_ft", "dense, same epochs"), ("cut", "pruned, no fine-tune"),
             ("pruned", "pruned + fine-tune")]
     for k, (key, label) in enumerate(keys):
         xs = [i + 0.27 * (k - 1) for i in range(len(rows))]
