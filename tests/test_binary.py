@@ -118,8 +118,11 @@ def test_binarize_rejects_unknown_mode():
 
 
 @needs_kernel
+@pytest.mark.parametrize("path", ["default", "scalar"])
 @pytest.mark.parametrize("seed", range(6))
-def test_packed_kernel_equals_float_binary_conv(seed):
+def test_packed_kernel_equals_float_binary_conv(seed, path, monkeypatch):
+    if path == "scalar":  # the kernel without its AVX2 popcount
+        monkeypatch.setenv("CNNLAB_NO_AVX2", "1")
     g = torch.Generator().manual_seed(seed)
     r = lambda lo, hi: int(torch.randint(lo, hi, (1,), generator=g))  # noqa: E731
     c, cout, k = r(1, 200), r(1, 40), r(1, 6)
