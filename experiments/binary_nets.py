@@ -1,6 +1,6 @@
 """Full precision vs Binary-Weight-Network vs XNOR-Net (Rastegari et al. 2016) on real MNIST.
 
-    python experiments/binary_nets.py [--epochs lenet5_caffe=4,resnet20=0.5] [--seeds 3]
+    python experiments/binary_nets.py [--epochs lenet5_caffe=4,resnet20=0.25] [--seeds 3]
                                       [--out DIR] [--report-only]
 
 For ``lenet5_caffe`` and ``resnet20`` (1 input channel), each trained from scratch with the
@@ -120,7 +120,7 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", default="lenet5_caffe=4,resnet20=0.5")
+    ap.add_argument("--epochs", default="lenet5_caffe=4,resnet20=0.25")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--out", default="/tmp/cnnlab_binary_nets")
