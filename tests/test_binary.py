@@ -186,3 +186,19 @@ def test_load_binary_rejects_a_foreign_file(tmp_path):
     save_file({"a": torch.zeros(2)}, str(path))
     with pytest.raises(ValueError, match="not a cnnlab binary"):
         load_binary(path)
+
+
+def test_packed_model_without_the_c_kernel_uses_the_torch_path(monkeypatch):
+    import cnnlab.compress.binary_kernel as bk
+
+    monkeypatch.setattr(bk, "HAVE_KERNEL", False)
+    monkeypatch.setattr(bk, "_binconv", None)
+    torch.manual_seed(5)
+    m = binarize(cnnlab.create_model("lenet5_caffe"), "xnor").eval()
+    x = torch.randn(2, 1, 28, 28)
+    want = m(x)
+    packed = pack_model(copy.deepcopy(m))
+    assert not hasattr(packed.features.conv2, "wbits")
+    assert torch.allclose(packed(x), want, rtol=1e-5, atol=1e-6)
+    with pytest.raises(RuntimeError, match="not built"):
+        bk.pack_bits(x)
