@@ -1,6 +1,6 @@
 """Full precision vs Binary-Weight-Network vs XNOR-Net (Rastegari et al. 2016) on real MNIST.
 
-    python experiments/binary_nets.py [--epochs lenet5_caffe=4,resnet20=0.25] [--seeds 3]
+    python experiments/binary_nets.py [--epochs lenet5_caffe=4,resnet20=1] [--seeds 3]
                                       [--out DIR] [--report-only]
 
 For ``lenet5_caffe`` and ``resnet20`` (1 input channel), each trained from scratch with the
@@ -67,6 +67,7 @@ def run_one(name: str, mode: str, seed: int, epochs: float, split, out: Path) ->
 
 
 def summarize(runs: list[dict]) -> list[dict]:
+    runs = list({(r["model"], r["mode"], r["seed"]): r for r in runs}.values())
     rows = []
     for name in MODELS:
         for mode in MODES:
@@ -120,9 +121,11 @@ def plot(rows: list[dict], path: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--epochs", default="lenet5_caffe=4,resnet20=0.25")
+    ap.add_argument("--epochs", default="lenet5_caffe=4,resnet20=1")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--first-seed", type=int, default=0)
     ap.add_argument("--models", default=",".join(MODELS))
+    ap.add_argument("--modes", default=",".join(MODES))
     ap.add_argument("--out", default="/tmp/cnnlab_binary_nets")
     ap.add_argument("--report-only", action="store_true")
     args = ap.parse_args()
@@ -137,9 +140,9 @@ def main() -> int:
         from cnnlab.data import load_dataset
 
         split = load_dataset("mnist:data/mnist", val_split=2000, seed=0, input_size=(1, 28, 28))
-        for seed in range(args.seeds):
+        for seed in range(args.first_seed, args.first_seed + args.seeds):
             for name in args.models.split(","):
-                for mode in MODES:
+                for mode in args.modes.split(","):
                     if any(r["model"] == name and r["mode"] == mode and r["seed"] == seed
                            for r in runs):
                         continue
