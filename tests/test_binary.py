@@ -202,3 +202,53 @@ def test_packed_model_without_the_c_kernel_uses_the_torch_path(monkeypatch):
     assert torch.allclose(packed(x), want, rtol=1e-5, atol=1e-6)
     with pytest.raises(RuntimeError, match="not built"):
         bk.pack_bits(x)
+
+
+@pytest.fixture
+def digits_checkpoint(tmp_path):
+    from cnnlab.train import save_checkpoint
+    from cnnlab.train.spec import RunSpec
+
+    torch.manual_seed(6)
+    model = cnnlab.create_model("lenet5_modern", num_classes=10, in_chans=1)
+    meta = RunSpec("lenet5_modern", {"num_classes": 10, "in_chans": 1}, (1, 32, 32), "digits",
+                   300, 0).to_meta()
+    return save_checkpoint(tmp_path / "dense.safetensors", model, meta=meta)
+
+
+def test_cli_binarize_writes_one_bit_weights_and_the_checkpoint(digits_checkpoint, tmp_path,
+                                                               capsys):
+    import json
+
+    from cnnlab.cli import main
+
+    out = tmp_path / "bin"
+    code = main(["binarize", "lenet5_modern", "--checkpoint", str(digits_checkpoint), "--mode",
+                 "xnor", "--epochs", "0.04", "--batch-size", "64", "--out", str(out), "--json"])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    res = json.loads(stdout.strip().splitlines()[-1])
+    assert res["mode"] == "xnor" and res["binary_bytes"] * 8 < res["full_bytes"]
+    assert sorted(p.name for p in out.iterdir()) == ["binary.safetensors", "last.json",
+                                                     "last.safetensors", "metrics.jsonl"]
+    back = load_binary(out / "binary.safetensors")
+    assert {m.mode for m in binary_layers(back).values()} == {"xnor"}
+
+
+def test_cli_binarize_bad_input_leaves_nothing(digits_checkpoint, tmp_path, capsys):
+    from cnnlab.cli import main
+
+    out = tmp_path / "bin"
+    code = main(["binarize", "lenet5", "--checkpoint", str(digits_checkpoint), "--mode", "bwn",
+                 "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "holds lenet5_modern, not lenet5" in err
+    assert len(err.strip().splitlines()) == 1
+    out.mkdir()
+    (out / "keep").write_text("x")
+    code = main(["binarize", "lenet5_modern", "--checkpoint", str(digits_checkpoint), "--mode",
+                 "bwn", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and "not an empty directory" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bin", "dense.json",
+                                                          "dense.safetensors"]

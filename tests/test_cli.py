@@ -60,6 +60,10 @@ def test_verify_cli(capsys):
     (["summary", "mobilenet_v1", "--set", "novalue"], "key=value"),
     (["verify", "zzz*"], "no model"),
     (["frobnicate"], "invalid choice"),
+    (["binarize", "lenet5", "--checkpoint", "c", "--mode", "ternary", "--out", "o"],
+     "invalid choice"),
+    (["binarize", "lenet5", "--checkpoint", "/no/such.safetensors", "--mode", "bwn", "--out",
+      "/no/such/dir/out"], "does not exist"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv, message):
     code, out, err = run(capsys, *argv)

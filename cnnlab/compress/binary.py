@@ -231,7 +231,9 @@ def save_binary(model: nn.Module, path: str | os.PathLike, meta: dict | None = N
               "layers": json.dumps({n: {"mode": m.mode, "shape": shapes[n]}
                                     for n, m in bl.items()})}
     with atomic_path(path) as tmp:
+        mode = tmp.stat().st_mode
         save_file(tensors, str(tmp), metadata=header)
+        os.chmod(tmp, mode)  # safetensors recreates the file with mode 0600
     return os.path.getsize(path)
 
 
