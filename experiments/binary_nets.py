@@ -9,7 +9,8 @@ cosine, batch 64, no augmentation) as full precision, BWN and XNOR-Net (first an
 :func:`cnnlab.compress.binarize`), over 3 seeds; reports validation top-1 mean ± std and the
 size of the saved weights (fp32 safetensors vs :func:`cnnlab.compress.binary.save_binary`,
 1 bit per binary weight). Paper (AlexNet, ImageNet top-1, Fig. 1 and deck 004:316): full
-precision 56.7 % (Table 1: 56.6 %), BWN 56.8 %, XNOR-Net 44.2 %; the ordering full ≥ BWN > XNOR is the claim checked here.
+precision 56.7 % (Table 1: 56.6 %), BWN 56.8 %, XNOR-Net 44.2 %; the ordering
+full ≥ BWN > XNOR is the claim checked here.
 
 The data are the 10,000 MNIST images shipped in ``data/mnist``, split 8,000 / 2,000. Runs are
 short, one thread each, on a shared 2-core CPU: ``lenet5_caffe`` 4 epochs × 3 seeds;
