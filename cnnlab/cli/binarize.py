@@ -25,8 +25,8 @@ def cmd_binarize(args) -> int:
     import torch
 
     from cnnlab.compress.binary import binarize, save_binary, weight_bytes
-    from cnnlab.train import TrainConfig, evaluate, load_checkpoint, train
-    from cnnlab.train.spec import RunSpec, model_and_data
+    from cnnlab.train import TrainConfig, evaluate, train
+    from cnnlab.train.spec import RunSpec, load_weights, model_and_data
 
     out = _out_dir(args.out)
     if args.epochs < 0 or args.lr <= 0 or args.batch_size < 1:
@@ -41,7 +41,7 @@ def cmd_binarize(args) -> int:
     model, split, size, kwargs = model_and_data(args.model, spec, val_split, split_seed,
                                                 run.input_size,
                                                 run.builder_args(parse_sets(args.set)))
-    load_checkpoint(args.checkpoint, model)
+    load_weights(args.checkpoint, model)
     full_top1 = float(evaluate(model, run.normalise(split.val))["top1"])
     full_bytes = weight_bytes(model)["fp32"]
     binarize(model, args.mode, keep_first_last=not args.all_layers)  # ValueError → exit 2
