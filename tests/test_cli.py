@@ -66,6 +66,10 @@ def test_verify_cli(capsys):
     (["frobnicate"], "invalid choice"),
     (["visualize", "lenet5", "--checkpoint", "/no/such.safetensors", "--filters", "--out", "."],
      "not found"),
+    (["binarize", "lenet5", "--checkpoint", "c", "--mode", "ternary", "--out", "o"],
+     "invalid choice"),
+    (["binarize", "lenet5", "--checkpoint", "/no/such.safetensors", "--mode", "bwn", "--out",
+      "/no/such/dir/out"], "does not exist"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv, message):
     code, out, err = run(capsys, *argv)

@@ -4,8 +4,13 @@ weight sharing, Huffman coding, and the ``.dcz`` compressed model file.
 ``compress_model(model, name, config, split, CompressSettings(prune="fc1=8%", ...),
 out="model.dcz")`` runs the pipeline; ``load_compressed("model.dcz")`` returns the ready model;
 ``decompress("model.dcz", "weights.safetensors")`` writes the decoded weights.
+
+Binary networks (Rastegari et al. 2016): ``binarize(model, mode="bwn"|"xnor")``, then
+``save_binary``/``load_binary`` (1 bit per weight) and ``pack_model`` (XNOR + popcount kernel).
 """
 
+from cnnlab.compress.binary import binarize, load_binary, save_binary
+from cnnlab.compress.binary_kernel import pack_model
 from cnnlab.compress.fileformat import CompressedFileError
 from cnnlab.compress.pipeline import (
     CompressResult,
@@ -27,3 +32,4 @@ __all__ = ["CompressResult", "CompressSettings", "CompressedFileError", "Pruner"
            "compression_rate", "decompress", "kmeans_1d", "load_compressed", "prunable_layers",
            "pruning_table", "quantize_layer", "regularizer", "sparse_decode", "sparse_encode"]
 __all__ += ["load_pruned", "prune_channels", "save_pruned", "slimming_loss", "slimming_step"]
+__all__ += ["binarize", "load_binary", "pack_model", "save_binary"]
