@@ -135,7 +135,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)
     ep = dict(teacher=1, small=1, only78=1) if args.quick else \
-        dict(teacher=20, small=12, only78=20)
+        dict(teacher=15, small=10, only78=15)
     n = 2000
     rows = []
     if args.load:
