@@ -67,8 +67,7 @@ def plot(rows, path):
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5), dpi=110)
-    for i, (g, c, label) in enumerate((("gen_conf", "comb_conf", "confusable classes"),
-                                       ("gen_all", "comb_all", "all classes"))):
+    for i, (g, c) in enumerate((("gen_conf", "comb_conf"), ("gen_all", "comb_all"))):
         a, b = ms([r[g] for r in rows]), ms([r[c] for r in rows])
         ax.bar(i - 0.2, a[0], 0.4, yerr=a[1], capsize=3, color="C0",
                label="generalist" if i == 0 else None)
