@@ -70,6 +70,27 @@ def test_ensemble_combinations():
         Ensemble([a, nn.Linear(5, 4)])(x)
 
 
+def test_ensemble_of_checkpoints_is_evaluable(tmp_path):
+    from cnnlab.compress.distill import load_ensemble
+    from cnnlab.registry import create_model
+    from cnnlab.train import save_checkpoint
+
+    models, paths = [], []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        m = create_model("lenet_300_100").eval()
+        paths.append(save_checkpoint(tmp_path / f"m{seed}.safetensors", m, meta={
+            "model": "lenet_300_100", "model_args": {"num_classes": 10}}))
+        models.append(m)
+    ens = load_ensemble([str(paths[0]), f"lenet_300_100:{paths[1]}"])
+    x = torch.randn(4, 1, 28, 28)
+    torch.testing.assert_close(ens(x), Ensemble(models)(x))
+    data = TensorData(torch.randn(20, 1, 28, 28), torch.randint(0, 10, (20,)))
+    assert evaluate(ens, data)["n"] == 20
+    with pytest.raises(ValueError, match="holds lenet_300_100"):
+        load_ensemble([f"lenet5_caffe:{paths[0]}"])
+
+
 def _blobs(n=240, seed=0):
     g = torch.Generator().manual_seed(seed)
     centres = torch.randn(4, 1, 4, 4, generator=g) * 2

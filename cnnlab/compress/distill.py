@@ -87,6 +87,34 @@ class Ensemble(nn.Module):
         return F.softmax(z, dim=2).mean(0).clamp_min(1e-30).log()
 
 
+def load_model(path, name: str | None = None) -> nn.Module:
+    """The model a cnnlab checkpoint holds, built from its stored name and builder arguments
+    (``name`` must agree when given), in eval mode."""
+    from cnnlab.registry import create_model
+    from cnnlab.train.checkpoint import load_checkpoint, read_meta
+
+    if not Path(path).is_file():
+        raise ValueError(f"no checkpoint at {path}")
+    meta = read_meta(path)
+    stored = meta.get("model")
+    if name and stored and stored != name:
+        raise ValueError(f"{path} holds {stored}, not {name}")
+    if not (name or stored):
+        raise ValueError(f"{path} does not name its model: give MODEL:CKPT")
+    model = create_model(name or stored, **meta.get("model_args", {}))
+    load_checkpoint(path, model)
+    return model.eval()
+
+
+def load_ensemble(paths, combine: str = "probs") -> Ensemble:
+    """An :class:`Ensemble` of checkpoints, each ``PATH`` or ``MODEL:PATH``."""
+    models = []
+    for p in paths:
+        name, sep, rest = str(p).partition(":")
+        models.append(load_model(rest, name) if sep and not Path(p).exists() else load_model(p))
+    return Ensemble(models, combine)
+
+
 class SoftTargets:
     """A teacher's logits for every image of an (un-augmented) transfer set, stored on disk
     and looked up by the image itself: a fixed random projection of each normalised input is
@@ -276,5 +304,6 @@ def logit_matching_gradient(z: torch.Tensor, v: torch.Tensor, T: float) -> torch
 
 
 __all__ = ["DistillLoss", "Ensemble", "SoftTargets", "classifier", "expected_gradient",
-           "fit_bias_shift", "logit_matching_gradient", "logits_of", "max_norm",
-           "shift_bias", "soft_cross_entropy", "soft_targets", "temperature_softmax"]
+           "fit_bias_shift", "load_ensemble", "load_model", "logit_matching_gradient",
+           "logits_of", "max_norm", "shift_bias", "soft_cross_entropy", "soft_targets",
+           "temperature_softmax"]
