@@ -60,6 +60,10 @@ def test_verify_cli(capsys):
     (["summary", "mobilenet_v1", "--set", "novalue"], "key=value"),
     (["verify", "zzz*"], "no model"),
     (["frobnicate"], "invalid choice"),
+    (["distill", "lenet_300_100", "--teacher", "no.safetensors", "--out", "o"], "no checkpoint"),
+    (["distill", "lenet_300_100", "--teacher", "t", "--out", "o", "--transfer-set", "some:3"],
+     "malformed --transfer-set"),
+    (["distill", "lenet_300_100", "--teacher", "t", "--out", "o", "--alpha", "2"], "--alpha"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv, message):
     code, out, err = run(capsys, *argv)
