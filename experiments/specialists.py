@@ -40,12 +40,12 @@ def accuracy(z, y, mask):
     return 100.0 * float((z.argmax(1) == y)[mask].float().mean())
 
 
-def run_seed(split, seed, ep):
+def run_seed(split, seed, ep, fixed=None, clusters=4):
     torch.manual_seed(seed)
     gen = create_model("lenet_300_100")
     train(gen, split, TrainConfig(epochs=ep["generalist"], seed=seed, **RECIPE), progress=False)
     z_train, _ = logits_of(gen, split.train)
-    subsets = confusable_subsets(F.softmax(z_train, 1), 4, seed=seed)
+    subsets = fixed or confusable_subsets(F.softmax(z_train, 1), clusters, seed=seed)
     specs = [train_specialist(gen, split, s, TrainConfig(epochs=ep["specialist"], seed=seed,
                                                          **{**RECIPE, "lr": 0.01}),
                               patience=2) for s in subsets]
@@ -90,6 +90,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--data", default="mnist:data/mnist")
     ap.add_argument("--figure", default="experiments/figures/specialists.png")
+    ap.add_argument("--subsets", nargs="+", metavar="C,C,…",
+                    help="fixed subsets instead of k-means (e.g. 3,5,8 4,9)")
+    ap.add_argument("--clusters", type=int, default=4, help="k of the k-means")
     ap.add_argument("--save")
     ap.add_argument("--load", nargs="+")
     args = ap.parse_args()
@@ -102,7 +105,9 @@ def main() -> int:
     else:
         split = load_dataset(args.data, val_split=2000, seed=0)
         for seed in args.seeds:
-            rows.append(run_seed(split, seed, ep))
+            fixed = [[int(c) for c in t.split(",")] for t in args.subsets] \
+                if args.subsets else None
+            rows.append(run_seed(split, seed, ep, fixed, args.clusters))
             rows[-1]["cpu_s"] = time.process_time()
             print(f"seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
     if args.save:

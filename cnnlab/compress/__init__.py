@@ -6,7 +6,10 @@ out="model.dcz")`` runs the pipeline; ``load_compressed("model.dcz")`` returns t
 ``decompress("model.dcz", "weights.safetensors")`` writes the decoded weights.
 """
 
+from cnnlab.compress.distill import DistillLoss, Ensemble, SoftTargets, load_ensemble
 from cnnlab.compress.fileformat import CompressedFileError
+from cnnlab.compress.lowrank import factorize
+from cnnlab.compress.net2net import net2deeper, net2wider
 from cnnlab.compress.pipeline import (
     CompressResult,
     CompressSettings,
@@ -20,7 +23,9 @@ from cnnlab.compress.quantize import bake, compression_rate, kmeans_1d, quantize
 from cnnlab.compress.report import activation_density, pruning_table
 from cnnlab.compress.sparse import sparse_decode, sparse_encode
 
-__all__ = ["CompressResult", "CompressSettings", "CompressedFileError", "Pruner",
+__all__ = ["CompressResult", "CompressSettings", "CompressedFileError", "DistillLoss",
+           "Ensemble", "Pruner", "SoftTargets", "factorize", "load_ensemble", "net2deeper",
+           "net2wider",
            "activation_density", "adjust_dropout", "bake", "build_file", "compress_model",
            "compression_rate", "decompress", "kmeans_1d", "load_compressed", "prunable_layers",
            "pruning_table", "quantize_layer", "regularizer", "sparse_decode", "sparse_encode"]
