@@ -143,9 +143,11 @@ def main() -> int:
             rows += json.loads(Path(f).read_text())
     else:
         split = load_dataset(args.data, val_split=n, seed=0)
+        t_cpu = time.process_time()
         for seed in args.seeds:
             rows.append(run_seed(split, seed, ep))
-            rows[-1]["cpu_s"] = time.process_time()
+            rows[-1]["cpu_s"] = time.process_time() - t_cpu
+            t_cpu = time.process_time()
             print(f"seed {seed}: " + "  ".join(f"{k} {v:.2f}" for k, v in rows[-1].items()),
                   file=sys.stderr, flush=True)
     if args.save:

@@ -137,15 +137,18 @@ def main() -> int:
             rows += json.loads(Path(f).read_text())
     else:
         split = load_dataset(args.data, val_split=2000, seed=0)
+        t_cpu = time.process_time()
         for name in args.models:
             for seed in args.seeds:
                 rows.append(run(name, split, seed, args.quick))
-                rows[-1]["cpu_s"] = time.process_time()
+                rows[-1]["cpu_s"] = time.process_time() - t_cpu
+                t_cpu = time.process_time()
                 print(f"{name} seed {seed} done ({time.process_time():.0f} CPU-s)",
                       file=sys.stderr, flush=True)
     if args.save:
         Path(args.save).write_text(json.dumps(rows))
         return 0
+    print(f"{sum(r.get('cpu_s', 0) for r in rows) / 60:.1f} CPU-min on 1 thread")
     for name in MODELS:
         rs = [r for r in rows if r["model"] == name]
         if not rs:

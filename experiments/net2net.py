@@ -93,9 +93,11 @@ def main() -> int:
             rows += json.loads(Path(f).read_text())
     else:
         split = load_dataset(args.data, val_split=2000, seed=0)
+        t_cpu = time.process_time()
         for seed in args.seeds:
             rows.append(run_seed(split, seed, ep))
-            rows[-1]["cpu_s"] = time.process_time()
+            rows[-1]["cpu_s"] = time.process_time() - t_cpu
+            t_cpu = time.process_time()
             print(f"seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
     if args.save:
         Path(args.save).write_text(json.dumps(rows))
