@@ -38,7 +38,7 @@ from cnnlab.train import TrainConfig, evaluate, train
 TARGETS = (1.5, 2, 4, 8, 16)
 MODELS = {
     "lenet_300_100": dict(layers=["features.1", "features.3"], lr=0.05, epochs=8),
-    "lenet5_caffe": dict(layers=["features.conv2", "fc1.1"], lr=0.02, epochs=6),
+    "lenet5_caffe": dict(layers=["features.conv2", "fc1.1"], lr=0.02, epochs=4),
 }
 RECIPE = dict(batch_size=64, momentum=0.9, weight_decay=5e-4, schedule="cosine",
               device="cpu", channels_last=False)
