@@ -42,11 +42,7 @@ def fit(model, split, epochs, seed, **kw):
     hooks = kw.pop("step_hooks", ())
     loss_fn = kw.pop("loss_fn", None)
     cfg = TrainConfig(epochs=epochs, seed=seed, **{**RECIPE, **kw})
-    handle = loss_fn.attach(model) if loss_fn is not None else None
-    res = train(model, split, cfg, loss_fn=loss_fn, step_hooks=hooks, progress=False)
-    if handle is not None:
-        handle.remove()
-    return res
+    return train(model, split, cfg, loss_fn=loss_fn, step_hooks=hooks, progress=False)
 
 
 def only(split, keep):

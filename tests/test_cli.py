@@ -51,6 +51,10 @@ def test_verify_cli(capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["summary", "nosuchnet"], "unknown model"),
+    (["plot", "no/such/run"], "no metrics.jsonl in no/such/run"),
+    (["eval", "lenet5", "--checkpoint", "no/such.safetensors"], "not found"),
+    (["compress", "lenet5", "--checkpoint", "no/such.safetensors", "-o", "x.dcz"], "not found"),
+    (["train", "lenet5", "--data", "nosuchset"], "unknown dataset"),
     (["summary", "mobilenet_v"], "did you mean"),
     (["summary", "lenet5", "--input-size", "3xx"], "malformed input size"),
     (["summary", "lenet5", "--input-size", "0x32x32"], "malformed input size"),
@@ -64,6 +68,8 @@ def test_verify_cli(capsys):
     (["distill", "lenet_300_100", "--teacher", "t", "--out", "o", "--transfer-set", "some:3"],
      "malformed --transfer-set"),
     (["distill", "lenet_300_100", "--teacher", "t", "--out", "o", "--alpha", "2"], "--alpha"),
+    (["visualize", "lenet5", "--checkpoint", "/no/such.safetensors", "--filters", "--out", "."],
+     "not found"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv, message):
     code, out, err = run(capsys, *argv)

@@ -121,7 +121,6 @@ def test_tiny_distillation_lowers_soft_loss():
           progress=False)
     student = nn.Sequential(nn.Flatten(), nn.Linear(16, 8), nn.ReLU(), nn.Linear(8, 4))
     loss = DistillLoss(teacher, T=4.0, alpha=1.0)
-    handle = loss.attach(student)
 
     def soft_loss():
         x = split.train.normalize(data.x.float())
@@ -132,15 +131,17 @@ def test_tiny_distillation_lowers_soft_loss():
     before = soft_loss()
     train(student, split, TrainConfig(epochs=5, lr=0.05, batch_size=40, device="cpu"),
           loss_fn=loss, progress=False)
-    handle.remove()
+    assert loss.last["soft"] > 0  # the trainer gave the loss the inputs
     assert soft_loss() < before - 0.05
     assert evaluate(student, split)["top1"] > 80  # predicts at T = 1 with its plain forward
 
 
-def test_loss_rejects_mismatched_teacher():
+def test_loss_rejects_mismatched_teacher_and_is_plain_ce_without_inputs():
     loss = DistillLoss(nn.Linear(5, 3), T=2.0)
+    z, y = torch.randn(2, 4), torch.zeros(2, dtype=torch.long)
     with pytest.raises(ValueError, match="3 classes"):
-        loss(torch.randn(2, 4), torch.zeros(2, dtype=torch.long), inputs=torch.randn(2, 5))
+        loss(z, y, inputs=torch.randn(2, 5))
+    torch.testing.assert_close(loss(z, y), torch.nn.functional.cross_entropy(z, y))
 
 
 def test_bias_shift_recovers_an_omitted_class():

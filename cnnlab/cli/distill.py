@@ -66,13 +66,14 @@ def check_teacher(teacher, split, size) -> None:
 
 def cmd_distill(args) -> int:
     from dataclasses import replace
-    from pathlib import Path
 
     import torch
 
+    from cnnlab.cli.common import output_dir
     from cnnlab.cli.train import _report, _setup, _shutdown
     from cnnlab.compress.distill import DistillLoss
     from cnnlab.train import TrainingDiverged, get_recipe, recipe_for, train
+    from cnnlab.train.checkpoint import KeepBest
     from cnnlab.train.spec import RunSpec, model_and_data
 
     _setup(args)
@@ -81,16 +82,19 @@ def cmd_distill(args) -> int:
     if not args.T > 0:
         raise CliError(f"--T must be positive, got {args.T}")
     transfer = parse_transfer_set(args.transfer_set)
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise CliError(f"--out {out} exists and is not a directory")
+    out = output_dir(args.out)
+    resume = args.resume
+    if resume is True and not (out / "last.safetensors").exists():
+        resume = False  # nothing to resume yet: the same command line starts the run
+    elif not resume and (out / "last.safetensors").exists():
+        raise CliError(f"{out} already holds a run: --resume continues it")
     recipe = get_recipe(args.recipe or recipe_for(args.model))
     over = {k: getattr(args, k) for k in ("batch_size", "lr", "seed", "augment")
             if getattr(args, k) is not None}
     if args.epochs is not None:
         over.update(epochs=args.epochs, iters=None)
     cfg = recipe.configure({**over, "device": args.device, "out_dir": str(out),
-                            "resume": args.resume})
+                            "resume": resume})
     teacher = load_teachers(args.teacher, args.combine)
     model, split, size, kwargs = model_and_data(args.model, args.data, args.val_split,
                                                 args.split_seed, optional_size(args.input_size),
@@ -105,7 +109,12 @@ def cmd_distill(args) -> int:
         split = replace(split, train=split.train.subset(torch.nonzero(keep).flatten()))
     spec = RunSpec(args.model, kwargs, size, args.data, args.val_split, args.split_seed or 0)
     loss = DistillLoss(teacher, args.T, args.alpha)
-    handle = loss.attach(model)
+    if not args.threads:
+        import torch
+
+        from cnnlab.cli.train import default_threads
+
+        torch.set_num_threads(default_threads(model, size))
     log = sys.stderr if args.json else sys.stdout
     print(f"distilling {len(args.teacher)} teacher(s) into {args.model} on {split.name} "
           f"({len(split.train)} transfer images), T={args.T:g}, alpha={args.alpha:g}", file=log)
@@ -115,25 +124,27 @@ def cmd_distill(args) -> int:
     try:
         res = train(model, split, cfg.replace(input_size=size), loss_fn=loss,
                     progress=not args.json, log=lambda line: print(line, file=log, flush=True),
-                    meta=meta)
+                    meta=meta, epoch_hooks=[KeepBest(out)])
     except TrainingDiverged as e:
         print(f"cnnlab: error: {e}", file=sys.stderr)
         return 1
     finally:
-        handle.remove()
         _shutdown()
-    _report(args, split, recipe, res)
+    _report(args, split, recipe, res, out)
     return 0
 
 
 def cmd_eval_ensemble(args) -> int:
     """``cnnlab eval MODEL --checkpoint A --checkpoint B …``: the members' averaged
     probabilities (each checkpoint may name its own model), on the first one's data."""
+    from cnnlab.cli.common import input_file
     from cnnlab.compress.distill import Ensemble, load_model
     from cnnlab.train import evaluate
     from cnnlab.train.spec import RunSpec, model_and_data
     from cnnlab.train.trainer import resolve_device
 
+    for p in args.checkpoint:
+        input_file(p, "checkpoint")
     first = RunSpec.from_checkpoint(args.checkpoint[0])
     spec, val_split, split_seed = first.split_args(args.data, args.val_split, args.split_seed)
     if not spec:

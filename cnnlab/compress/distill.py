@@ -14,10 +14,9 @@ the student predicts at T = 1 (its plain forward).
 A teacher is any callable from an input batch to logits: a module, an :class:`Ensemble`
 (averaged probabilities, or averaged logits = the geometric mean of the probabilities), or
 :class:`SoftTargets` (a teacher's logits stored on disk for an un-augmented transfer set).
-:class:`DistillLoss` is a ``loss_fn`` for :func:`cnnlab.train.train`: it runs the teacher on
-the very batch the student sees (the same augmentation); the trainer passes it ``inputs=``
-where it can, and :meth:`DistillLoss.attach` supplies them through a forward pre-hook
-otherwise.
+:class:`DistillLoss` is a ``loss_fn`` for :func:`cnnlab.train.train`: the trainer passes it
+``inputs=``, so the teacher runs on the very batch the student sees (the same augmentation);
+called without inputs (validation) it is the student's plain cross-entropy at T = 1.
 """
 
 from __future__ import annotations
@@ -193,22 +192,13 @@ class DistillLoss:
         if not 0 <= alpha <= 1:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         self.teacher, self.T, self.alpha, self.labels = teacher, float(T), float(alpha), labels
-        self._inputs = None
         self.last: dict[str, float] = {}
-
-    def attach(self, student: nn.Module):
-        """Let the loss see each batch the student sees (a forward pre-hook), for a trainer
-        that does not pass ``inputs=``. Returns the hook handle (``.remove()`` to detach)."""
-        def grab(module, args):
-            self._inputs = args[0]
-        return student.register_forward_pre_hook(grab)
 
     def __call__(self, outputs, targets, inputs=None, model=None):
         z = main_output(outputs)
-        x = inputs if inputs is not None else self._inputs
-        if x is None:
-            raise ValueError("the distillation loss needs the inputs: pass inputs= or "
-                             "DistillLoss.attach(student)")
+        if inputs is None:  # evaluation: the student at T = 1 against the labels
+            return F.cross_entropy(z, targets)
+        x = inputs
         if isinstance(self.teacher, nn.Module) and self.teacher.training:
             self.teacher.eval()
         p = soft_targets(self.teacher, x, self.T).to(z.dtype)
