@@ -107,6 +107,8 @@ def plot(rows, path):
         d = ms([r["dense"] for r in rs])[0]
         ax.axhline(d, ls=":", c="grey", label=f"dense ({d:.2f} %)")
         ax.set_xscale("log")
+        ax.set_xticks(list(TARGETS), [f"{t:g}" for t in TARGETS])
+        ax.minorticks_off()
         ax.set_xlabel("whole-model parameter compression (×)")
         ax.set_ylabel("validation top-1 (%)")
         ax.set_title(name)
