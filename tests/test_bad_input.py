@@ -161,6 +161,19 @@ CASES: list[str] = [
     "summary {dcz} --energy --precision int8", "summary lenet5 --energy --sram -1KiB",
 ]
 
+# distillation and ensembles (issue 15)
+CASES += [
+    "distill lenet5 --teacher {tmp}/none.safetensors --out {tmp}/d",
+    "distill lenet5 --teacher {ckpt} --out {tmp}/d --transfer-set only:",
+    "distill lenet5 --teacher {ckpt} --out {tmp}/d --transfer-set only:42",
+    "distill lenet5 --teacher {ckpt} --out {tmp}/d --alpha 1.5",
+    "distill lenet5 --teacher {ckpt} --out {tmp}/d --T 0",
+    "distill lenet5 --teacher {ckpt} --out {ckpt}",
+    "distill lenet_300_100 --teacher {ckpt} --out {tmp}/d",
+    "distill lenet5 --teacher lenet5_caffe:{ckpt} --out {tmp}/d",
+    "eval lenet5 --checkpoint {ckpt} --checkpoint {tmp}/none.safetensors",
+]
+
 # the same mistakes in every command that takes a model or an input size
 for cmd in MODELS:
     extra = {"export": " -o {tmp}/x.onnx", "eval": " --checkpoint {ckpt}",

@@ -188,6 +188,11 @@ def cmd_eval(args) -> int:
     from cnnlab.train.trainer import resolve_device
 
     _setup(args)
+    if len(args.checkpoint) > 1:  # an ensemble: averaged probabilities
+        from cnnlab.cli.distill import cmd_eval_ensemble
+
+        return cmd_eval_ensemble(args)
+    args.checkpoint = args.checkpoint[0]
     run = RunSpec.from_checkpoint(input_file(args.checkpoint, "checkpoint"))
     run.check_model(args.model)
     spec, val_split, split_seed = run.split_args(args.data, args.val_split, args.split_seed)
@@ -294,9 +299,9 @@ def add_commands(sub) -> None:
 
     p = sub.add_parser("eval", help="evaluate a checkpoint: top-1/top-5, confusion matrix")
     p.add_argument("model")
-    p.add_argument("--checkpoint", required=True,
+    p.add_argument("--checkpoint", required=True, action="append",
                    help="a training checkpoint, a .dcz (cnnlab compress) or the weights file "
-                   "cnnlab decompress writes")
+                   "cnnlab decompress writes; repeat for an ensemble (averaged probabilities)")
     data_opts(p, default=None)
     p.add_argument("--part", choices=["val", "test", "train"], default="val",
                    help="which part of the data to evaluate (default: val)")

@@ -11,7 +11,10 @@ Binary networks (Rastegari et al. 2016): ``binarize(model, mode="bwn"|"xnor")``,
 
 from cnnlab.compress.binary import binarize, load_binary, save_binary
 from cnnlab.compress.binary_kernel import pack_model
+from cnnlab.compress.distill import DistillLoss, Ensemble, SoftTargets, load_ensemble
 from cnnlab.compress.fileformat import CompressedFileError
+from cnnlab.compress.lowrank import factorize
+from cnnlab.compress.net2net import net2deeper, net2wider
 from cnnlab.compress.pipeline import (
     CompressResult,
     CompressSettings,
@@ -27,7 +30,9 @@ from cnnlab.compress.sparse import sparse_decode, sparse_encode
 from cnnlab.compress.structured import load_pruned, save_pruned, slimming_loss, slimming_step
 from cnnlab.compress.structured import prune as prune_channels
 
-__all__ = ["CompressResult", "CompressSettings", "CompressedFileError", "Pruner",
+__all__ = ["CompressResult", "CompressSettings", "CompressedFileError", "DistillLoss",
+           "Ensemble", "Pruner", "SoftTargets", "factorize", "load_ensemble", "net2deeper",
+           "net2wider",
            "activation_density", "adjust_dropout", "bake", "build_file", "compress_model",
            "compression_rate", "decompress", "kmeans_1d", "load_compressed", "prunable_layers",
            "pruning_table", "quantize_layer", "regularizer", "sparse_decode", "sparse_encode"]
