@@ -159,3 +159,94 @@ def test_paper_networks_are_registered():
     assert cnnlab.profile("enas_micro").params == 3_729_430
     macro = build_on_meta("enas_macro")
     assert len(macro.layers) == 24 and sum(map(sum, macro.skips)) > 0
+
+
+def _search_worker(rank, world, port, out):
+    import os
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+    from safetensors.torch import save_file
+
+    from cnnlab.search import enas as enas_search
+
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 8, (160,), generator=g)
+    x = torch.randint(0, 80, (160, 1, 8, 8), generator=g, dtype=torch.uint8)
+    x[torch.arange(160), 0, y] = 255
+    split = DataSplit(TensorData(x, y), TensorData(x[:16], y[:16]), 8, 1, "toy")
+    seen = []
+    real = enas_search.make_supernet
+
+    def spy(*a):
+        net = real(*a)
+        net.register_forward_pre_hook(lambda m, args: seen.append(args[0].shape[0]))
+        return net
+    enas_search.make_supernet = spy
+    r = search(split, _cfg(out, epochs=1, controller_steps=1, derive_samples=1,
+                           search_val=32), progress=False)
+    state = {k: v.contiguous() for k, v in r.supernet.state_dict().items()
+             if "running" not in k and "num_batches" not in k}
+    save_file(state, os.path.join(out, f"rank{rank}.safetensors"),
+              metadata={"first_batch": str(seen[0])})
+    dist.destroy_process_group()
+
+
+def test_omega_phase_on_two_gloo_ranks_keeps_weights_identical(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_search_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    w0, w1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
+    assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0)
+    # each rank trained on half of every 32-image batch
+    meta = safe_open(tmp_path / "rank0.safetensors", "pt").metadata()
+    assert meta["first_batch"] == "16"
+    assert (tmp_path / "final.json").is_file()
+
+
+def test_compound_grid_keeps_the_constraint():
+    from cnnlab.search.compound_search import coefficient_grid
+
+    grid = coefficient_grid()
+    assert (1.2, 1.1, pytest.approx(1.1736, abs=1e-4)) in grid
+    for a, b, g in grid:
+        assert a * b * b * g * g == pytest.approx(2, rel=1e-3) and min(a, b, g) >= 1
+    assert not [c for c in grid if c[0] == 2.0 and c[1] > 1]  # γ would be < 1
+
+
+def test_compound_reward_and_budget_scores():
+    from cnnlab.search.compound_search import Baseline, grid_search, reward
+
+    assert reward(0.9, 100, 100) == pytest.approx(0.9)
+    assert reward(0.9, 200, 100) == pytest.approx(0.9 * 2 ** -0.07)
+    base = Baseline(width=0.25, depth=0.25, resolution=8)
+    grid = [(1.0, 1.0, 2 ** 0.5), (2.0, 1.0, 1.0)]
+    # a trainer whose accuracy grows with the input: the resolution candidate wins
+    # unless its mult-adds break the budget
+    ranked = grid_search(base, lambda cfg: float(cfg.resolution), grid)
+    assert (ranked[0].alpha, ranked[0].gamma) == (1.0, 2 ** 0.5)
+    budget = min(c.macs for c in ranked)
+    assert max(c.macs for c in ranked) > budget
+    tight = grid_search(base, lambda cfg: float(cfg.resolution), grid, budget=budget)
+    assert tight[0].macs <= budget and tight[0].score == tight[0].accuracy
+    assert tight[-1].macs > budget and tight[-1].score == 0.0
+
+
+def test_one_dimension_matched_to_a_budget_stays_under_it():
+    from cnnlab.search.compound_search import Baseline, match_macs
+
+    base = Baseline(width=0.25, depth=0.25, resolution=8)
+    target = 2 * base.macs(base.config())
+    m, cfg, macs = match_macs(base, target, "width", steps=8)
+    assert macs <= target < base.macs(base.config(w=m + 0.05))
+    with pytest.raises(ValueError, match="unknown dimension"):
+        match_macs(base, target, "height")

@@ -116,6 +116,7 @@ class SearchResult:
     epochs: int
     seconds: float
     records: list[dict]
+    supernet: nn.Module | None = None
 
 
 class _State(nn.Module):
@@ -345,7 +346,7 @@ def search(split: DataSplit, cfg: SearchConfig, progress: bool = True, log=None
             plot_rewards(records, out / "rewards.png")
         except ValueError:  # no matplotlib: the log holds the same numbers
             pass
-    return SearchResult(final, best[1], epoch, seconds, records)
+    return SearchResult(final, best[1], epoch, seconds, records, supernet)
 
 
 def derive(space, supernet, sample, batch, n: int, score) -> tuple[list[int], float]:
