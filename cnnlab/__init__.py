@@ -4,18 +4,25 @@ Build the networks as their papers describe them, measure them, train them on re
 compress and search them.
 """
 
-from cnnlab.profile import Profile, profile
-from cnnlab.registry import Paper, create_model, list_models, model_info, register_model
-
 __version__ = "0.1.0"
 __all__ = ["Paper", "Profile", "create_model", "list_models", "model_info", "profile",
            "register_model"]
 
+# where each public name lives: imported on first use, so that `import cnnlab` (and
+# `cnnlab --help`) does not load torch and every model
+_LAZY = {"Paper": "cnnlab.registry", "create_model": "cnnlab.registry",
+         "list_models": "cnnlab.registry", "model_info": "cnnlab.registry",
+         "register_model": "cnnlab.registry", "Profile": "cnnlab.profile",
+         "profile": "cnnlab.profile", "load_compressed": "cnnlab.compress"}
+
 
 def __getattr__(name):
-    # compress/train pull in optional dependencies: import them on first use only
-    if name == "load_compressed":
-        from cnnlab.compress import load_compressed
+    if name in _LAZY:
+        import importlib
 
-        return load_compressed
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'cnnlab' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), *_LAZY})

@@ -79,3 +79,11 @@ def test_compare_plot_writes_a_png(tmp_path, capsys):
     assert main(["compare", "mobilenet_v1", "vgg16", "--plot", str(out)]) == 0
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert oct(out.stat().st_mode & 0o777) != oct(0o600)
+
+
+def test_parser_and_argument_errors_do_not_import_torch():
+    code = ("import sys; from cnnlab.cli import main; code = main(['summary']); "
+            "assert code == 2, code; assert 'torch' not in sys.modules, 'torch imported'")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "cnnlab: error: the following arguments are required: model" in r.stderr

@@ -207,6 +207,19 @@ def _resize(x: torch.Tensor, size: tuple[int, int], chunk: int = 2048) -> torch.
     return torch.cat(out) if out else x.new_zeros((0, x.shape[1], *size))
 
 
+def complete_size(size: tuple[int, ...] | None, channels: int,
+                  default: tuple[int, ...]) -> tuple[int, ...]:
+    """A model's full input size from a partial one: ``default`` when ``size`` is None, one
+    side → ``(channels, s, s)``, H×W → ``(channels, H, W)``, anything longer as given."""
+    if size is None:
+        return tuple(default)
+    if len(size) == 1:
+        return (channels, size[0], size[0])
+    if len(size) == 2:
+        return (channels, *size)
+    return tuple(size)
+
+
 def fit_split(split: DataSplit, input_size: tuple[int, ...]) -> DataSplit:
     """Every part of ``split`` fitted to ``input_size`` (dense N×H×W targets too, nearest)."""
     def fit(d: TensorData | None):

@@ -115,6 +115,16 @@ class Recipe:
     def config(self, **overrides) -> TrainConfig:
         return TrainConfig(**{**self.settings, **overrides})
 
+    def configure(self, overrides: dict) -> TrainConfig:
+        """The recipe's settings with ``overrides`` (checked); epochs given in place of
+        iterations (``iters=None``) also turn a step-unit schedule's milestones off."""
+        settings = {**self.settings, **overrides}
+        if settings.get("schedule_unit") == "step" and "iters" in overrides \
+                and overrides["iters"] is None:
+            settings["schedule_unit"] = "epoch"
+            settings["milestones"] = ()
+        return TrainConfig.from_dict(settings)
+
 
 RECIPES: dict[str, Recipe] = {r.name: r for r in [
     Recipe("default", "cnnlab", dict(), ("*",),

@@ -1,9 +1,10 @@
-"""``cnnlab compress`` and ``cnnlab decompress``."""
+"""``cnnlab compress`` and ``decompress``: Deep Compression's .dcz files."""
 
 from __future__ import annotations
 
-import json
 import sys
+
+from cnnlab.cli.common import emit, json_opt, parse_sets, set_opt, split_opts
 
 
 def _settings(args):
@@ -20,30 +21,24 @@ def _settings(args):
 def cmd_compress(args) -> int:
     import torch
 
-    from cnnlab.cli import parse_sets
     from cnnlab.compress.pipeline import compress_model
     from cnnlab.compress.report import format_pruning_table, format_stage_table
     from cnnlab.registry import create_model, model_info
-    from cnnlab.train.checkpoint import load_checkpoint, read_meta
+    from cnnlab.train.checkpoint import load_checkpoint
+    from cnnlab.train.spec import RunSpec
 
-    info = model_info(args.model)
-    meta = read_meta(args.checkpoint)
-    if meta.get("model") and meta["model"] != args.model:
-        raise ValueError(f"{args.checkpoint} holds {meta['model']}, not {args.model}")
+    run = RunSpec.from_checkpoint(args.checkpoint)
+    run.check_model(args.model)
     # the builder arguments the checkpoint was trained with (cnnlab train records them)
-    config = {**meta.get("model_args", {}), **parse_sets(args.set)}
+    config = run.builder_args(parse_sets(args.set))
     settings = _settings(args)
-    size = tuple(meta.get("input_size") or info.input_size)
+    size = run.input_size or tuple(model_info(args.model).input_size)
     split = None
     if args.data:
         from cnnlab.data import load_dataset
 
-        same = args.data == meta.get("data_spec")
-        val_split = args.val_split if args.val_split is not None else \
-            (meta.get("val_split") if same else None)
-        seed = args.split_seed if args.split_seed is not None else \
-            (meta.get("split_seed", 0) if same else 0)
-        split = load_dataset(args.data, val_split=val_split, seed=seed, input_size=size)
+        spec, val_split, seed = run.split_args(args.data, args.val_split, args.split_seed)
+        split = load_dataset(spec, val_split=val_split, seed=seed, input_size=size)
         config.setdefault("num_classes", split.num_classes)
         config.setdefault("in_chans", split.in_chans)
     torch.manual_seed(args.seed)
@@ -53,7 +48,7 @@ def cmd_compress(args) -> int:
     res = compress_model(model, args.model, config, split, settings, out=args.output,
                          input_size=size, log=log)
     if args.json:
-        print(json.dumps(res.to_dict(), default=str))
+        emit(res.to_dict())
         return 0
     print(f"{args.model}: Han et al. 2015 pruning table (Act% = density of the layer's input "
           f"on {'the validation images' if split else 'nothing: no --data'})")
@@ -70,8 +65,7 @@ def cmd_decompress(args) -> int:
     state = decompress(args.file, args.output)
     n = sum(v.numel() for v in state.values())
     if args.json:
-        print(json.dumps({"file": args.file, "output": args.output, "tensors": len(state),
-                          "params": n}))
+        emit({"file": args.file, "output": args.output, "tensors": len(state), "params": n})
     else:
         print(f"wrote {args.output}: {len(state)} tensors, {n:,} values")
     return 0
@@ -81,12 +75,9 @@ def add_commands(sub) -> None:
     p = sub.add_parser("compress", help="Deep Compression: prune, quantize, Huffman → .dcz")
     p.add_argument("model")
     p.add_argument("--checkpoint", required=True, help="trained weights (cnnlab checkpoint)")
-    p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                   help="builder argument of the checkpoint's model (repeatable)")
+    set_opt(p, "builder argument of the checkpoint's model (repeatable)")
     p.add_argument("--data", help="dataset for retraining and accuracy, e.g. mnist:data/mnist")
-    p.add_argument("--val-split", type=int, default=None,
-                   help="carve N validation images (default: the checkpoint's, same --data)")
-    p.add_argument("--split-seed", type=int, default=None, help="seed of that split (0)")
+    split_opts(p, "carve N validation images (default: the checkpoint's, same --data)")
     p.add_argument("--prune", help="per layer: kept %% or quality × std, e.g. "
                                    "'fc1=8%%,fc2=9%%,fc3=26%%' or 'conv=q0.7,fc=q1.4'")
     p.add_argument("--bits", default="conv=8,fc=5", help="cluster-index bits per layer")
@@ -104,11 +95,11 @@ def add_commands(sub) -> None:
     p.add_argument("--no-dropout-adjust", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", required=True, help="the .dcz file to write")
-    p.add_argument("--json", action="store_true")
+    json_opt(p)
     p.set_defaults(func=cmd_compress)
 
     p = sub.add_parser("decompress", help="decode a .dcz into a safetensors weights file")
     p.add_argument("file")
     p.add_argument("-o", "--output", required=True)
-    p.add_argument("--json", action="store_true")
+    json_opt(p)
     p.set_defaults(func=cmd_decompress)

@@ -1,0 +1,50 @@
+"""The ``cnnlab`` command line: a thin layer over the library.
+
+Every command prints an aligned table for people or, with ``--json``, JSON for programs.
+Bad input (unknown model, malformed size, an input too small for the model, a missing file)
+prints one line on stderr and exits with code 2.
+
+One module per command group, each with ``add_commands(subparsers)``; modules import torch
+and the library only inside their command functions, so ``--help`` and argument errors are
+fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+from cnnlab.cli.common import CliError, Parser, parse_sets, parse_size
+
+__all__ = ["COMMANDS", "CliError", "build_parser", "main", "parse_sets", "parse_size"]
+
+# command-group modules, in the order their commands are listed by --help
+COMMANDS: list[str] = ["cnnlab.cli.models", "cnnlab.cli.train", "cnnlab.cli.compress"]
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="cnnlab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for mod in COMMANDS:
+        importlib.import_module(mod).add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (CliError, ValueError, FileNotFoundError, NotADirectoryError,
+            IsADirectoryError, PermissionError) as e:
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"cnnlab: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,219 @@
+"""``cnnlab list``, ``summary``, ``compare``, ``verify`` and ``export``: the model zoo and
+what each model costs."""
+
+from __future__ import annotations
+
+from cnnlab.cli.common import (
+    CliError,
+    emit,
+    input_size_opt,
+    json_opt,
+    optional_size,
+    parse_sets,
+    set_opt,
+)
+
+
+def input_size(name: str, size: tuple[int, ...] | None, kwargs: dict,
+               default: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """The full input size of model ``name`` built with ``kwargs``: ``size`` completed with
+    its channels, else ``default``, else the model's paper input size."""
+    from cnnlab.data.core import complete_size
+    from cnnlab.registry import model_info
+
+    default = default or model_info(name).input_size
+    channels = kwargs.get("in_chans", default[0])
+    return complete_size(size, channels, (channels, *default[1:]))
+
+
+def cmd_list(args) -> int:
+    from cnnlab.registry import list_models, model_info
+
+    names = list_models(args.pattern)
+    if args.pattern and not names:
+        raise CliError(f"no model matches {args.pattern!r}")
+    infos = [model_info(n) for n in names]
+    if args.json:
+        emit([{"name": i.name, "family": i.family, "input_size": list(i.input_size),
+               "paper": i.paper.cite() if i.paper else None,
+               "references": len(i.references)} for i in infos])
+        return 0
+    from cnnlab.table import render
+
+    rows = [[i.name, i.family, "x".join(map(str, i.input_size)),
+             f"{i.paper.authors.split(',')[0]} {i.paper.year}" if i.paper else "",
+             "yes" if i.references else ""] for i in infos]
+    print(render(rows, ["model", "family", "input", "paper", "figures"], right=set()))
+    return 0
+
+
+def _profile(name, args, batch_size=1):
+    from cnnlab.profile import profile
+
+    kwargs = parse_sets(args.set)
+    size = input_size(name, optional_size(args.input_size), kwargs)
+    return profile(name, size, batch_size=batch_size, measure=args.measure, **kwargs)
+
+
+def _layer_table(p, args) -> str:
+    from cnnlab.table import fmt_shape, render
+
+    if args.by_type:
+        rows = [[d["type"], d["macs"], f"{d['macs_pct']:.2f}%", d["params"],
+                 f"{d['params_pct']:.2f}%"] for d in p.by_type()]
+        return render(rows, ["type", "mult-adds", "share", "params", "share"],
+                      right={1, 2, 3, 4})
+    if args.depth:
+        rows = [[g["name"] or "(model)", g["op"], fmt_shape(g["output_shape"]), g["params"],
+                 g["macs"], g["memory_access"]] for g in p.grouped(args.depth)]
+        header = ["layer", "op", "output", "params", "mult-adds", "mem access"]
+    else:
+        rows = [[r.name or "(model)", r.op, fmt_shape(r.input_shape),
+                 fmt_shape(r.output_shape), r.params, r.macs, r.memory_access]
+                for r in p.rows if args.all or r.macs or r.params]
+        header = ["layer", "op", "input", "output", "params", "mult-adds", "mem access"]
+    return render(rows, header, right=set(range(len(header) - 3, len(header))))
+
+
+def cmd_summary(args) -> int:
+    from cnnlab.table import human
+
+    p = _profile(args.model, args, args.batch_size)
+    if args.json:
+        emit(p.to_dict())
+        return 0
+    print(_layer_table(p, args))
+    print()
+    print(f"{p.model} @ {'x'.join(map(str, p.input_size))}: params {p.params:,} "
+          f"({human(p.params)}), mult-adds {p.macs:,} ({human(p.macs)}), "
+          f"memory access {human(p.memory_access)} elements, "
+          f"peak activations {human(p.peak_activation_bytes, 'B')}, "
+          f"fp32 size {human(p.model_size(32), 'B')}")
+    if p.latency_ms is not None:
+        print(f"latency (median, batch {p.batch_size}, {p.device}): {p.latency_ms:.2f} ms")
+    return 0
+
+
+def _paper_top1(name, prof):
+    """The paper's top-1 of ``name`` at the profiled input size (default builder only)."""
+    from cnnlab.registry import model_info
+
+    for ref in model_info(name).references:
+        if tuple(ref.input_size) == prof.input_size and not ref.kwargs:
+            return ref.top1
+    return None
+
+
+def cmd_compare(args) -> int:
+    from cnnlab.table import render
+
+    results = [_profile(name, args) for name in args.models]
+    if args.plot:
+        from cnnlab.plot import plot_tradeoff
+
+        plot_tradeoff([{"model": r.model, "macs": r.macs, "params": r.params,
+                        "top1": _paper_top1(n, r)} for n, r in zip(args.models, results)],
+                      args.plot)
+    if args.json:
+        emit([r.to_dict(rows=False) for r in results])
+        return 0
+    rows = [[r.model, "x".join(map(str, r.input_size)), r.params, r.macs, r.memory_access,
+             r.peak_activation_bytes, r.model_size(32)]
+            + ([round(r.latency_ms, 2)] if args.measure else []) for r in results]
+    header = ["model", "input", "params", "mult-adds", "mem access", "peak act B", "fp32 B"]
+    print(render(rows, header + (["ms"] if args.measure else [])))
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from cnnlab.table import human, render
+    from cnnlab.verify import verify
+
+    checks = verify(args.pattern)
+    if args.pattern and not checks:
+        raise CliError(f"no model with paper figures matches {args.pattern!r}")
+    bad = [c for c in checks if not c.ok]
+    if args.json:
+        emit({"ok": not bad, "checks": [c.to_dict() for c in checks]})
+        return 1 if bad else 0
+    rows = [[c.model, c.config, c.metric, c.paper.text,
+             f"{c.measured:.2f}" if c.metric == "size_mib" else human(c.measured),
+             f"{c.delta_pct:+.2f}%", "ok" if c.ok else "FAIL",
+             (c.note[:70] + "…" if len(c.note) > 70 else c.note)] for c in checks]
+    print(render(rows, ["model", "config", "figure", "paper", "measured", "delta", "", "note"],
+                 right={3, 4, 5}))
+    n_models = len({c.model for c in checks})
+    print(f"\n{len(checks) - len(bad)}/{len(checks)} figures of {n_models} models match "
+          f"their papers" + (f"; {len(bad)} FAIL" if bad else ""))
+    return 1 if bad else 0
+
+
+def cmd_export(args) -> int:
+    from cnnlab.export import export_onnx
+    from cnnlab.registry import create_model
+
+    spec = None
+    if args.checkpoint:
+        from cnnlab.train.spec import RunSpec
+
+        spec = RunSpec.from_checkpoint(args.checkpoint)
+        spec.check_model(args.model)
+    kwargs = spec.builder_args(parse_sets(args.set)) if spec else parse_sets(args.set)
+    size = input_size(args.model, optional_size(args.input_size), kwargs,
+                      spec.input_size if spec else None)
+    model = create_model(args.model, **kwargs)
+    if args.checkpoint:
+        from cnnlab.train.checkpoint import load_checkpoint
+
+        load_checkpoint(args.checkpoint, model)
+    report = export_onnx(model, args.output, size, opset=args.opset)
+    if args.json:
+        emit(report)
+    else:
+        print(f"wrote {report['path']} ({report['bytes']:,} bytes, opset {report['opset']}); "
+              f"onnxruntime matches PyTorch (max abs diff {report['max_abs_diff']:.2g})")
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("list", help="registered models")
+    p.add_argument("pattern", nargs="?", help="glob pattern, e.g. 'mobilenet*'")
+    json_opt(p)
+    p.set_defaults(func=cmd_list)
+
+    def model_opts(p):
+        input_size_opt(p)
+        set_opt(p)
+        p.add_argument("--measure", action="store_true", help="also time it on the CPU")
+        json_opt(p)
+
+    p = sub.add_parser("summary", help="per-layer table of one model")
+    p.add_argument("model")
+    model_opts(p)
+    p.add_argument("--by-type", action="store_true", help="share per layer type (MobileNet T2)")
+    p.add_argument("--depth", type=int, default=0, help="merge rows to module depth N")
+    p.add_argument("--all", action="store_true", help="also rows without params or mult-adds")
+    p.add_argument("--batch-size", type=int, default=1)
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("compare", help="totals of several models side by side")
+    p.add_argument("models", nargs="+")
+    model_opts(p)
+    p.add_argument("--plot", metavar="PNG", help="also plot top-1 (or params) vs mult-adds")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("verify", help="check every model's counts against its paper")
+    p.add_argument("pattern", nargs="?")
+    json_opt(p)
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("export", help="export to ONNX, checked in onnxruntime")
+    p.add_argument("model")
+    p.add_argument("-o", "--output", required=True, help="file.onnx")
+    p.add_argument("--checkpoint", help="weights to load (a cnnlab checkpoint; its builder "
+                   "arguments and input size are the defaults)")
+    input_size_opt(p, "CxHxW, e.g. 3x224x224")
+    set_opt(p, None)
+    p.add_argument("--opset", type=int, default=17)
+    json_opt(p)
+    p.set_defaults(func=cmd_export)

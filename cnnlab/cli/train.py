@@ -1,0 +1,209 @@
+"""``cnnlab train``, ``eval``, ``recipes`` and ``plot``."""
+
+from __future__ import annotations
+
+import sys
+
+from cnnlab.cli.common import CliError, data_opts, emit, json_opt, optional_size, parse_sets, rank
+
+# options of `cnnlab train` that override the recipe's setting of the same name when given
+_OVERRIDES = ("batch_size", "lr", "optimizer", "schedule", "weight_decay", "augment",
+              "label_smoothing", "ema", "amp", "seed", "save_every", "iters")
+
+
+def _setup(args):
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+
+def _shutdown():
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def _overrides(args) -> dict:
+    over = {k: getattr(args, k) for k in _OVERRIDES if getattr(args, k) is not None}
+    if args.epochs is not None:
+        over["epochs"] = args.epochs
+        over.setdefault("iters", None)
+    if args.compile:
+        over["compile"] = True
+    if args.channels_last:
+        over["channels_last"] = True
+    over.update(device=args.device, out_dir=args.out, resume=args.resume)
+    return {**over, **parse_sets(args.opt)}
+
+
+def _report(args, split, recipe, res) -> None:
+    final = {"model": args.model, "data": split.name, "recipe": recipe.name,
+             "epochs": len(res.history), "steps": res.steps, **res.metrics,
+             "images_per_s": round(res.images_per_s, 1), "train_seconds": round(res.seconds, 2),
+             "checkpoint": res.checkpoint}
+    if args.json:
+        emit(final)
+        return
+    top = f"top-1 {res.metrics['top1']:.2f}%, " if "top1" in res.metrics else ""
+    print(f"done: {top}{res.steps} steps in {res.seconds:.1f}s ({res.images_per_s:.0f} img/s)"
+          + (f"; checkpoint {res.checkpoint}" if res.checkpoint else ""))
+
+
+def cmd_train(args) -> int:
+    from cnnlab.train import TrainingDiverged, get_recipe, recipe_for, train
+    from cnnlab.train.spec import RunSpec, model_and_data
+
+    _setup(args)
+    recipe = get_recipe(args.recipe or recipe_for(args.model))
+    cfg = recipe.configure(_overrides(args))
+    model, split, size, kwargs = model_and_data(args.model, args.data, args.val_split,
+                                                args.split_seed, optional_size(args.input_size),
+                                                parse_sets(args.set))
+    cfg = cfg.replace(input_size=size)
+    spec = RunSpec(args.model, kwargs, size, args.data, args.val_split, args.split_seed or 0)
+    out = sys.stderr if args.json else sys.stdout
+    if rank() == 0:
+        print(f"{args.model} on {split.name} ({len(split.train)} train / {len(split.val)} val, "
+              f"{'x'.join(map(str, size))}), recipe {recipe.name}", file=out)
+    try:
+        res = train(model, split, cfg, progress=not args.json,
+                    log=lambda line: print(line, file=out, flush=True),
+                    meta={**spec.to_meta(), "recipe": recipe.name})
+    except TrainingDiverged as e:
+        print(f"cnnlab: error: {e}", file=sys.stderr)
+        return 1
+    finally:
+        _shutdown()
+    if rank() == 0:
+        _report(args, split, recipe, res)
+    return 0
+
+
+def _confusion_table(cm, classes) -> str:
+    from cnnlab.table import render
+
+    names = (classes or [str(i) for i in range(len(cm))])[:len(cm)]
+    names = [str(n)[:8] for n in names] + [str(i) for i in range(len(names), len(cm))]
+    return render([[n, *row] for n, row in zip(names, cm)], ["", *names],
+                  right=set(range(1, len(cm) + 1)))
+
+
+def cmd_eval(args) -> int:
+    from cnnlab.train import evaluate, load_checkpoint
+    from cnnlab.train.spec import RunSpec, model_and_data
+    from cnnlab.train.trainer import resolve_device
+
+    _setup(args)
+    run = RunSpec.from_checkpoint(args.checkpoint)
+    run.check_model(args.model)
+    spec, val_split, split_seed = run.split_args(args.data, args.val_split, args.split_seed)
+    if not spec:
+        raise CliError("--data is needed: the checkpoint does not name its dataset")
+    size = optional_size(args.input_size) or run.input_size
+    model, split, size, _ = model_and_data(args.model, spec, val_split, split_seed, size,
+                                           run.builder_args(parse_sets(args.set)))
+    load_checkpoint(args.checkpoint, model)
+    data = getattr(split, args.part)
+    if data is None or len(data) == 0:
+        raise CliError(f"{split.name} has no {args.part} images")
+    device = resolve_device(args.device)
+    model.to(device)
+    m = evaluate(model, run.normalise(data), args.batch_size, tta=args.tta, confusion=True,
+                 input_size=size, device=device)
+    if args.json:
+        emit({"model": args.model, "checkpoint": args.checkpoint, "data": split.name,
+              "part": args.part, "tta": args.tta, **m})
+        return 0
+    print(f"{args.model} on {split.name} {args.part} ({m['n']} images"
+          f"{', TTA ' + args.tta if args.tta else ''}): top-1 {m.get('top1', 0):.2f}%  "
+          f"top-5 {m.get('top5', 0):.2f}%  loss {m['loss']:.4f}")
+    cm = m.get("confusion")
+    if cm and len(cm) <= 20:
+        print("\nconfusion matrix (rows: true class, columns: predicted)")
+        print(_confusion_table(cm, split.classes))
+    return 0
+
+
+def cmd_recipes(args) -> int:
+    from cnnlab.train.config import RECIPES
+
+    if args.json:
+        emit([{"name": r.name, "source": r.source, "models": list(r.models),
+               "settings": r.config().to_dict(), "notes": r.notes} for r in RECIPES.values()])
+        return 0
+    from cnnlab.table import render
+
+    rows = []
+    for r in RECIPES.values():
+        c = r.config()
+        length = f"{c.iters:,} it" if c.iters else f"{c.epochs:g} ep"
+        rows.append([r.name, c.optimizer, f"{c.lr:g}", f"{c.weight_decay:g}", c.batch_size,
+                     c.schedule, length, c.augment or "-", ", ".join(r.models)])
+    print(render(rows, ["recipe", "optim", "lr", "wd", "batch", "schedule", "length",
+                        "augment", "models"], right={2, 3, 4}))
+    print()
+    for r in RECIPES.values():
+        print(f"{r.name}: {r.source}. {r.notes}")
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from pathlib import Path
+
+    from cnnlab.plot import plot_curves, read_metrics
+
+    out = Path(args.output) if args.output else Path(args.dir) / "curves.png"
+    print(plot_curves(read_metrics(args.dir), out))
+    return 0
+
+
+def add_commands(sub) -> None:
+    p = sub.add_parser("train", help="train a model on real data (a paper's recipe)")
+    p.add_argument("model")
+    data_opts(p)
+    p.add_argument("--recipe", help="training recipe (default: the model's paper's; see "
+                   "`cnnlab recipes`)")
+    p.add_argument("--epochs", type=float, help="epochs (overrides a recipe's iterations)")
+    p.add_argument("--iters", type=int, help="optimizer steps in all")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--optimizer", choices=["sgd", "rmsprop", "adamw"])
+    p.add_argument("--schedule")
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--augment", help="e.g. crop:4,flip (see cnnlab.data.augment)")
+    p.add_argument("--label-smoothing", type=float)
+    p.add_argument("--ema", type=float, help="EMA decay per step, e.g. 0.9998")
+    p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--opt", action="append", metavar="KEY=VALUE",
+                   help="any TrainConfig setting, e.g. warmup=5 (repeatable)")
+    p.add_argument("--out", help="directory for checkpoints and metrics.jsonl")
+    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
+                   help="continue from OUT/last.safetensors (or the file given)")
+    p.add_argument("--save-every", type=int, help="also checkpoint every N steps")
+    p.add_argument("--seed", type=int)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint: top-1/top-5, confusion matrix")
+    p.add_argument("model")
+    p.add_argument("--checkpoint", required=True)
+    data_opts(p, default=None)
+    p.add_argument("--part", choices=["val", "test", "train"], default="val",
+                   help="which part of the data to evaluate (default: val)")
+    p.add_argument("--tta", choices=["flip", "10crop", "multiscale", "multicrop"],
+                   help="flip; 10crop (AlexNet); multiscale (VGG's dense evaluation at 3 "
+                   "scales); multicrop (VGG's 150 crops)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("recipes", help="the papers' training recipes")
+    json_opt(p)
+    p.set_defaults(func=cmd_recipes)
+
+    p = sub.add_parser("plot", help="PNG curves (loss, accuracy, lr) of a training run")
+    p.add_argument("dir")
+    p.add_argument("--output", help="PNG file (default: DIR/curves.png)")
+    p.set_defaults(func=cmd_plot)
