@@ -1,10 +1,10 @@
 """EfficientNet's compound-coefficient search (Tan & Le 2019, Sec. 4 step 1) and the
 "compound beats one-dimensional scaling" claim (Fig. 3, Sec. 3.3), at MNIST scale.
 
-    python experiments/compound_scaling.py [--seeds 0 1 2] [--grid-epochs 1] [--epochs 1]
+    python experiments/compound_scaling.py [--seeds 0 1 2] [--grid-epochs 2] [--epochs 2]
 
 Baseline: B0's seven MBConv stages at width 0.25, depth 0.5 (10 blocks), 12 px MNIST
-(data/mnist's 10,000 images: 2,000 validation, 2,000 of the other 8,000 to train —
+(data/mnist's 10,000 images: 2,000 validation, 1,500 of the other 8,000 to train —
 the budget of a shared 2-core CPU — resized). Step 1: the (α, β, γ) grid of
 :func:`cnnlab.search.compound_search.coefficient_grid` restricted to α ∈ {1, 1.2, 2},
 β ∈ {1, 1.1, √2}, γ solved from α·β²·γ² = 2 (6 candidates), each trained
@@ -40,7 +40,7 @@ DATA = "mnist:data/mnist"
 _splits = {}
 
 
-def split_at(res, n_train=2000):
+def split_at(res, n_train=1500):
     if res not in _splits:
         s = load_dataset(DATA, val_split=2000, input_size=(1, res, res))
         _splits[res] = replace(s, train=s.train.subset(range(n_train)))
@@ -52,8 +52,10 @@ def trainer(base, epochs, seed):
         torch.manual_seed(seed)
         model = base.build(cfg)
         res = train(model, split_at(cfg.resolution),
-                    TrainConfig(epochs=epochs, batch_size=128, lr=0.1, weight_decay=1e-4,
+                    TrainConfig(epochs=epochs, batch_size=32, lr=0.05, weight_decay=1e-4,
                                 seed=seed, device="cpu"), progress=False)
+        print(f"  w={cfg.width:.3f} d={cfg.depth:.3f} {cfg.resolution} px seed {seed}: "
+              f"{res.metrics['top1']:.2f} %", flush=True)
         return res.metrics["top1"]
     return run
 
@@ -61,8 +63,8 @@ def trainer(base, epochs, seed):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--grid-epochs", type=float, default=1)
-    ap.add_argument("--epochs", type=float, default=1)
+    ap.add_argument("--grid-epochs", type=float, default=2)
+    ap.add_argument("--epochs", type=float, default=2)
     ap.add_argument("--phi", type=float, default=1.5)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)

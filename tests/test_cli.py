@@ -60,6 +60,8 @@ def test_verify_cli(capsys):
     (["summary", "mobilenet_v1", "--set", "novalue"], "key=value"),
     (["verify", "zzz*"], "no model"),
     (["frobnicate"], "invalid choice"),
+    (["search", "enas", "--budget", "0", "--out", "x"], "--budget must be a positive"),
+    (["search", "enas", "--space", "nas", "--out", "x"], "invalid choice"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv, message):
     code, out, err = run(capsys, *argv)

@@ -250,3 +250,22 @@ def test_one_dimension_matched_to_a_budget_stays_under_it():
     assert macs <= target < base.macs(base.config(w=m + 0.05))
     with pytest.raises(ValueError, match="unknown dimension"):
         match_macs(base, target, "height")
+
+
+def test_cli_search_refuses_a_corrupt_log_and_an_occupied_dir(tmp_path, capsys):
+    from cnnlab.cli import main
+
+    sets = ["--set", "num_layers=1", "--set", "filters=4", "--set", "num_nodes=3",
+            "--set", "controller_steps=1", "--set", "derive_samples=1", "--set",
+            "search_val=64", "--set", "batch_size=64"]
+    argv = ["search", "enas", "--epochs", "1", "--out", str(tmp_path), *sets]
+    assert main(argv) == 0
+    assert json.loads((tmp_path / "final.json").read_text())["space"] == "micro"
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "already holds a search" in capsys.readouterr().err
+    log = tmp_path / "search.jsonl"
+    log.write_text("garbage\n" + "".join(log.read_text().splitlines(True)[1:]))
+    assert main([*argv, "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert "line 1 is not a search record" in err and len(err.strip().splitlines()) == 1

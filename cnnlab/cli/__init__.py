@@ -19,7 +19,8 @@ from cnnlab.cli.common import CliError, Parser, parse_sets, parse_size
 __all__ = ["COMMANDS", "CliError", "build_parser", "main", "parse_sets", "parse_size"]
 
 # command-group modules, in the order their commands are listed by --help
-COMMANDS: list[str] = ["cnnlab.cli.models", "cnnlab.cli.train", "cnnlab.cli.compress"]
+COMMANDS: list[str] = ["cnnlab.cli.models", "cnnlab.cli.train", "cnnlab.cli.compress",
+                      "cnnlab.cli.search"]
 
 
 def build_parser() -> Parser:
