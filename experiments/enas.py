@@ -25,6 +25,7 @@ import torch
 
 import cnnlab
 from cnnlab.data import load_dataset
+from cnnlab.profile import profile
 from cnnlab.search.enas import SearchConfig, read_log, search
 from cnnlab.train import TrainConfig, train
 
@@ -40,7 +41,7 @@ def retrain(model, split, epochs, seed):
     torch.manual_seed(seed)
     t = time.perf_counter()
     res = train(model, split, cfg, progress=False)
-    prof = cnnlab.profile(model, (1, 8, 8))
+    prof = profile(model, (1, 8, 8))
     return {"top1": res.metrics["top1"], "params": prof.params, "macs": prof.macs,
             "train_s": time.perf_counter() - t}
 

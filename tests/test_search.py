@@ -8,6 +8,7 @@ import torch
 
 import cnnlab
 from cnnlab.data import DataSplit, TensorData
+from cnnlab.profile import profile
 from cnnlab.search.controller import Controller, Reinforce
 from cnnlab.search.enas import SearchConfig, read_log, search
 from cnnlab.search.spaces import (
@@ -121,7 +122,7 @@ def test_tiny_search_end_to_end_resumes_to_the_same_result(tmp_path, small_digit
     assert phases.count("omega") == 2 and phases.count("theta") == 4
     # the derived network is a registered model: build, profile, train
     net = cnnlab.create_model("enas", config=str(tmp_path / "a/final.json"), in_chans=1)
-    assert cnnlab.profile(net, (1, 8, 8)).macs > 0
+    assert profile(net, (1, 8, 8)).macs > 0
     from cnnlab.train import TrainConfig, train
     res = train(net, small_digits, TrainConfig(epochs=1, batch_size=64, device="cpu"),
                 progress=False)
@@ -156,7 +157,7 @@ def test_bad_settings_are_refused(tmp_path, kw, match):
 def test_paper_networks_are_registered():
     from cnnlab.profile import build_on_meta
 
-    assert cnnlab.profile("enas_micro").params == 3_729_430
+    assert profile("enas_micro").params == 3_729_430
     macro = build_on_meta("enas_macro")
     assert len(macro.layers) == 24 and sum(map(sum, macro.skips)) > 0
 
