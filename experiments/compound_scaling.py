@@ -94,6 +94,9 @@ def main(argv=None):
             f"compound φ={args.phi:g}": (f"d={win.alpha ** args.phi:.2f} "
                                          f"w={win.beta ** args.phi:.2f} "
                                          f"r={win.gamma ** args.phi:.2f}", target_cfg)}
+    paper = compound(base, args.phi, 1.2, 1.1, 1.15)
+    nets[f"compound φ={args.phi:g}, paper's α, β, γ"] = (
+        f"d={1.2 ** args.phi:.2f} w={1.1 ** args.phi:.2f} r={1.15 ** args.phi:.2f}", paper)
     for dim in ("depth", "width", "resolution"):
         m, cfg, _ = match_macs(base, target, dim)
         nets[f"{dim} only"] = (f"{dim[0]}={m:.2f}", cfg)
