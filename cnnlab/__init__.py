@@ -4,6 +4,9 @@ Build the networks as their papers describe them, measure them, train them on re
 compress and search them.
 """
 
+import sys
+import types
+
 __version__ = "0.1.0"
 __all__ = ["Paper", "Profile", "create_model", "list_models", "model_info", "profile",
            "register_model"]
@@ -26,3 +29,15 @@ def __getattr__(name):
 
 def __dir__():
     return sorted({*globals(), *_LAZY})
+
+
+class _Package(types.ModuleType):
+    """``cnnlab.profile`` stays the function although ``cnnlab/profile/`` is a subpackage:
+    the import system's binding of the subpackage to the name is not kept."""
+
+    def __setattr__(self, name, value):
+        if not (name in _LAZY and isinstance(value, types.ModuleType)):
+            super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

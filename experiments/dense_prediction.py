@@ -38,16 +38,18 @@ import torch
 
 import cnnlab
 from cnnlab.data import DataSplit, TensorData, load_dataset
-from cnnlab.dense import (
+from cnnlab.data.canvas import DIGIT, STRIDE, digit_pools
+from cnnlab.train import (
     KeypointMetrics,
     SegmentationMetrics,
+    TrainConfig,
+    evaluate,
     heatmap_mse,
     mean_iou,
     pck,
     pixel_cross_entropy,
+    train,
 )
-from cnnlab.dense.canvas import DIGIT, STRIDE, digit_pools
-from cnnlab.train import TrainConfig, evaluate, train
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -51,6 +51,10 @@ def test_verify_cli(capsys):
 
 @pytest.mark.parametrize("argv,message", [
     (["summary", "nosuchnet"], "unknown model"),
+    (["plot", "no/such/run"], "no metrics.jsonl in no/such/run"),
+    (["eval", "lenet5", "--checkpoint", "no/such.safetensors"], "not found"),
+    (["compress", "lenet5", "--checkpoint", "no/such.safetensors", "-o", "x.dcz"], "not found"),
+    (["train", "lenet5", "--data", "nosuchset"], "unknown dataset"),
     (["summary", "mobilenet_v"], "did you mean"),
     (["summary", "lenet5", "--input-size", "3xx"], "malformed input size"),
     (["summary", "lenet5", "--input-size", "0x32x32"], "malformed input size"),
@@ -60,6 +64,8 @@ def test_verify_cli(capsys):
     (["summary", "mobilenet_v1", "--set", "novalue"], "key=value"),
     (["verify", "zzz*"], "no model"),
     (["frobnicate"], "invalid choice"),
+    (["visualize", "lenet5", "--checkpoint", "/no/such.safetensors", "--filters", "--out", "."],
+     "not found"),
     (["search", "enas", "--budget", "0", "--out", "x"], "--budget must be a positive"),
     (["search", "enas", "--space", "nas", "--out", "x"], "invalid choice"),
 ])

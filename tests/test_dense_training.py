@@ -6,21 +6,20 @@ import pytest
 import torch
 
 import cnnlab
-from cnnlab.data import load_dataset
-from cnnlab.dense import (
+from cnnlab.data import gaussian_heatmaps, load_dataset, make_canvases
+from cnnlab.data.canvas import STROKE, digit_pools
+from cnnlab.train import (
     KeypointMetrics,
     SegmentationMetrics,
+    TrainConfig,
     confusion_matrix,
-    gaussian_heatmaps,
     heatmap_mse,
-    make_canvases,
     mean_iou,
     pck,
     pixel_accuracy,
     pixel_cross_entropy,
+    train,
 )
-from cnnlab.dense.canvas import STROKE, digit_pools
-from cnnlab.train import TrainConfig, train
 
 MNIST = str(Path(__file__).resolve().parents[1] / "data" / "mnist")
 

@@ -64,7 +64,7 @@ def test_reset_classifier():
 
 
 def test_model_size_figures_are_checked_in_mib():
-    from cnnlab.verify import verify
+    from cnnlab.profile.verify import verify
 
     checks = {(c.model, c.metric): c for c in verify("squeezenet1_0*")}
     vanilla = checks[("squeezenet1_0", "size_mib")]

@@ -20,7 +20,7 @@ __all__ = ["COMMANDS", "CliError", "build_parser", "main", "parse_sets", "parse_
 
 # command-group modules, in the order their commands are listed by --help
 COMMANDS: list[str] = ["cnnlab.cli.models", "cnnlab.cli.train", "cnnlab.cli.compress",
-                      "cnnlab.cli.search"]
+                       "cnnlab.cli.visualize", "cnnlab.cli.deploy", "cnnlab.cli.search"]
 
 
 def build_parser() -> Parser:
@@ -33,10 +33,9 @@ def build_parser() -> Parser:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
         return args.func(args)
-    except (CliError, ValueError, FileNotFoundError, NotADirectoryError,
-            IsADirectoryError, PermissionError) as e:
+    except (CliError, ValueError, OSError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"cnnlab: error: {msg}", file=sys.stderr)
         return 2

@@ -8,7 +8,11 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import math
 import os
+import re
+import tempfile
+from pathlib import Path
 
 
 class CliError(Exception):
@@ -18,6 +22,25 @@ class CliError(Exception):
 class Parser(argparse.ArgumentParser):
     def error(self, message):
         raise CliError(message)
+
+    def parse_args(self, args=None, namespace=None):
+        return super().parse_args(_glue_negative_values(args), namespace)
+
+
+def _glue_negative_values(argv):
+    """``--input-size -3x32x32`` → ``--input-size=-3x32x32``: argparse takes a value that
+    starts with '-' for an option and says "expected one argument"; glued, the value reaches
+    its own check and the user hears what is wrong with it."""
+    if argv is None:
+        return None
+    out = []
+    for a in argv:
+        if (out and out[-1].startswith("--") and "=" not in out[-1]
+                and re.match(r"-[\d.]", a)):
+            out[-1] = f"{out[-1]}={a}"
+        else:
+            out.append(a)
+    return out
 
 
 def parse_size(text: str) -> tuple[int, ...]:
@@ -29,6 +52,97 @@ def parse_size(text: str) -> tuple[int, ...]:
     if not 1 <= len(size) <= 4 or any(s <= 0 for s in size):
         raise CliError(f"malformed input size {text!r}: expected CxHxW, e.g. 3x224x224")
     return size
+
+
+# --- typed option values: argparse turns their ValueError into one line ------------------
+def _number(kind, text: str, least: float | None, strict: bool, what: str):
+    try:
+        v = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if isinstance(v, float) and not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    if least is not None and (v < least or (strict and v == least)):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}")
+    return v
+
+
+def positive_int(text: str) -> int:
+    return _number(int, text, 0, True, "a positive whole number")
+
+
+def nonneg_int(text: str) -> int:
+    return _number(int, text, 0, False, "a whole number >= 0")
+
+
+def positive_float(text: str) -> float:
+    return _number(float, text, 0, True, "a positive finite number")
+
+
+def nonneg_float(text: str) -> float:
+    return _number(float, text, 0, False, "a finite number >= 0")
+
+
+def device_name(text: str) -> str:
+    """auto, cpu, cuda or cuda:N — checked against what this machine has."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r}: expected auto, cpu, cuda "
+                                         "or cuda:N")
+    if text.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text}: no CUDA device is available")
+        index = int(text.partition(":")[2] or 0)
+        if index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text}: only {torch.cuda.device_count()} "
+                                             "CUDA device(s)")
+    return text
+
+
+# --- outputs, checked before any long work ----------------------------------------------
+def _probe_dir(folder: Path, user_path) -> None:
+    """Raise a CliError unless a file can be created in ``folder`` (tried for real)."""
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".cnnlab-probe.", dir=folder)
+    except OSError as e:
+        raise CliError(f"cannot write {user_path}: {e.strerror or e}") from None
+    os.close(fd)
+    os.unlink(tmp)
+
+
+def output_file(path: str | os.PathLike) -> Path:
+    """A file the command may write: not a folder, in a folder that exists and is writable."""
+    p = Path(path)
+    if p.is_dir():
+        raise CliError(f"{path} is a directory, not a file")
+    if not p.parent.is_dir():
+        raise CliError(f"cannot write {path}: folder {p.parent} does not exist")
+    _probe_dir(p.parent, path)
+    return p
+
+
+def output_dir(path: str | os.PathLike) -> Path:
+    """A folder the command may create or fill: not a file, under a writable folder."""
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise CliError(f"{path} is a file, not a folder")
+    base = p
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        raise CliError(f"cannot create {path}: {base} is a file")
+    _probe_dir(base, path)
+    return p
+
+
+def input_file(path: str | os.PathLike, what: str = "file") -> Path:
+    p = Path(path)
+    if p.is_dir():
+        raise CliError(f"{path} is a directory, not a {what}")
+    if not p.exists():
+        raise CliError(f"{what} {path} not found")
+    return p
 
 
 def optional_size(text: str | None) -> tuple[int, ...] | None:
@@ -72,8 +186,8 @@ def input_size_opt(p, help="CxHxW (or HxW, or one side), e.g. 3x224x224") -> Non
 
 
 def split_opts(p, val_help="carve a seeded validation set of N images") -> None:
-    p.add_argument("--val-split", type=int, default=None, help=val_help)
-    p.add_argument("--split-seed", type=int, default=None, help="seed of --val-split (0)")
+    p.add_argument("--val-split", type=positive_int, default=None, help=val_help)
+    p.add_argument("--split-seed", type=nonneg_int, default=None, help="seed of --val-split (0)")
 
 
 def data_opts(p, default="digits") -> None:
@@ -84,6 +198,9 @@ def data_opts(p, default="digits") -> None:
     split_opts(p)
     input_size_opt(p, "CxHxW (or HxW, or one side) the model sees")
     set_opt(p, "builder argument")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
+    p.add_argument("--device", default="auto", type=device_name, help="auto, cpu, cuda[:N]")
+    p.add_argument("--threads", type=positive_int,
+                   help="CPU threads (default: 1 for models under 5 M mult-adds per image, "
+                   "whose steps do not gain from more and collapse when cores are shared; "
+                   "all cores otherwise)")
     p.add_argument("--json", action="store_true", help="final metrics as JSON (last line)")

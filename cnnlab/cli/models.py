@@ -3,13 +3,17 @@ what each model costs."""
 
 from __future__ import annotations
 
+import sys
+
 from cnnlab.cli.common import (
     CliError,
     emit,
     input_size_opt,
     json_opt,
+    nonneg_int,
     optional_size,
     parse_sets,
+    positive_int,
     set_opt,
 )
 
@@ -23,6 +27,9 @@ def input_size(name: str, size: tuple[int, ...] | None, kwargs: dict,
 
     default = default or model_info(name).input_size
     channels = kwargs.get("in_chans", default[0])
+    if size is not None and len(size) == 3 and size[0] != channels:
+        raise CliError(f"input size {'x'.join(map(str, size))} has {size[0]} channel(s), but "
+                       f"{name} is built with in_chans={channels} (--set in_chans=N)")
     return complete_size(size, channels, (channels, *default[1:]))
 
 
@@ -47,12 +54,34 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _profile(name, args, batch_size=1):
+def _profile(name, args, batch_size=1, spec=None):
     from cnnlab.profile import profile
 
-    kwargs = parse_sets(args.set)
-    size = input_size(name, optional_size(args.input_size), kwargs)
-    return profile(name, size, batch_size=batch_size, measure=args.measure, **kwargs)
+    kwargs = spec.builder_args(parse_sets(args.set)) if spec else parse_sets(args.set)
+    size = input_size(name, optional_size(args.input_size), kwargs,
+                      spec.input_size if spec else None)
+    try:
+        return profile(name, size, batch_size=batch_size, measure=args.measure, **kwargs)
+    except (TypeError, RuntimeError, OverflowError) as e:  # the builder refused the arguments
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CliError(f"cannot build {name} with --set {' '.join(args.set or [])}: "
+                       f"{first}") from None
+
+
+def _weights_line(name, spec, path, params) -> str:
+    """Size on disk and density of a checkpoint, .dcz or weights file."""
+    import os
+
+    from cnnlab.table import human
+    from cnnlab.train.spec import build_model, load_weights
+
+    model = build_model(name, spec.builder_args())
+    load_weights(path, model)
+    nonzero = sum(int(t.count_nonzero()) for t in model.parameters())
+    size = os.path.getsize(path)
+    return (f"weights {path}: {human(size, 'B')} on disk ({params * 4 / size:.1f}x smaller "
+            f"than fp32), {nonzero:,} of {params:,} parameters nonzero "
+            f"({100 * nonzero / max(params, 1):.1f}%)")
 
 
 def _layer_table(p, args) -> str:
@@ -78,9 +107,29 @@ def _layer_table(p, args) -> str:
 def cmd_summary(args) -> int:
     from cnnlab.table import human
 
-    p = _profile(args.model, args, args.batch_size)
+    if args.energy:
+        from cnnlab.cli.deploy import energy_report, print_energy
+
+        kwargs = parse_sets(args.set)
+        size = None if args.model.endswith(".dcz") else \
+            input_size(args.model, optional_size(args.input_size), kwargs)
+        e = energy_report(args.model, size, kwargs, args.sram, args.precision)
+        if args.json:
+            emit(e.to_dict())
+        else:
+            print_energy(e)
+        return 0
+    spec = None
+    if args.checkpoint:
+        from cnnlab.cli.common import input_file
+        from cnnlab.train.spec import RunSpec
+
+        spec = RunSpec.from_checkpoint(input_file(args.checkpoint, "checkpoint"))
+        spec.check_model(args.model)
+    p = _profile(args.model, args, args.batch_size, spec)
+    weights = _weights_line(args.model, spec, args.checkpoint, p.params) if spec else None
     if args.json:
-        emit(p.to_dict())
+        emit({**p.to_dict(), **({"weights": weights} if weights else {})})
         return 0
     print(_layer_table(p, args))
     print()
@@ -89,6 +138,8 @@ def cmd_summary(args) -> int:
           f"memory access {human(p.memory_access)} elements, "
           f"peak activations {human(p.peak_activation_bytes, 'B')}, "
           f"fp32 size {human(p.model_size(32), 'B')}")
+    if weights:
+        print(weights)
     if p.latency_ms is not None:
         print(f"latency (median, batch {p.batch_size}, {p.device}): {p.latency_ms:.2f} ms")
     return 0
@@ -107,13 +158,20 @@ def _paper_top1(name, prof):
 def cmd_compare(args) -> int:
     from cnnlab.table import render
 
+    if args.plot:
+        from cnnlab.cli.common import output_file
+
+        output_file(args.plot)
     results = [_profile(name, args) for name in args.models]
     if args.plot:
         from cnnlab.plot import plot_tradeoff
 
-        plot_tradeoff([{"model": r.model, "macs": r.macs, "params": r.params,
-                        "top1": _paper_top1(n, r)} for n, r in zip(args.models, results)],
-                      args.plot)
+        left_out = plot_tradeoff([{"model": r.model, "macs": r.macs, "params": r.params,
+                                   "top1": _paper_top1(n, r)}
+                                  for n, r in zip(args.models, results)], args.plot)
+        print(f"wrote {args.plot}: paper top-1 vs mult-adds"
+              + (f"; left out (no paper top-1 at this input size): {', '.join(left_out)}"
+                 if left_out else ""), file=sys.stderr)
     if args.json:
         emit([r.to_dict(rows=False) for r in results])
         return 0
@@ -126,8 +184,8 @@ def cmd_compare(args) -> int:
 
 
 def cmd_verify(args) -> int:
+    from cnnlab.profile.verify import verify
     from cnnlab.table import human, render
-    from cnnlab.verify import verify
 
     checks = verify(args.pattern)
     if args.pattern and not checks:
@@ -148,30 +206,46 @@ def cmd_verify(args) -> int:
     return 1 if bad else 0
 
 
+ONNX_OPSETS = range(7, 21)  # what torch.onnx.export (TorchScript exporter) accepts
+
+
 def cmd_export(args) -> int:
-    from cnnlab.export import export_onnx
-    from cnnlab.registry import create_model
+    from cnnlab.cli.common import output_file
+
+    output_file(args.output)
+    if args.opset not in ONNX_OPSETS:
+        raise CliError(f"--opset {args.opset}: the exporter supports opsets "
+                       f"{ONNX_OPSETS.start}-{ONNX_OPSETS.stop - 1}")
+    from cnnlab.deploy.export import export_onnx
+    from cnnlab.train.spec import build_model
 
     spec = None
     if args.checkpoint:
+        from cnnlab.cli.common import input_file
         from cnnlab.train.spec import RunSpec
 
-        spec = RunSpec.from_checkpoint(args.checkpoint)
+        spec = RunSpec.from_checkpoint(input_file(args.checkpoint, "checkpoint"))
         spec.check_model(args.model)
     kwargs = spec.builder_args(parse_sets(args.set)) if spec else parse_sets(args.set)
     size = input_size(args.model, optional_size(args.input_size), kwargs,
                       spec.input_size if spec else None)
-    model = create_model(args.model, **kwargs)
+    model = build_model(args.model, kwargs)
     if args.checkpoint:
-        from cnnlab.train.checkpoint import load_checkpoint
+        from cnnlab.train.spec import load_weights
 
-        load_checkpoint(args.checkpoint, model)
-    report = export_onnx(model, args.output, size, opset=args.opset)
+        load_weights(args.checkpoint, model)
+    try:
+        report = export_onnx(model, args.output, size, opset=args.opset, fuse_bn=args.fuse_bn)
+    except RuntimeError as e:  # the exporter's own refusal (an op this opset lacks)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CliError(f"the ONNX exporter cannot export {args.model} at opset "
+                       f"{args.opset}: {first[:200]}") from None
     if args.json:
         emit(report)
     else:
         print(f"wrote {report['path']} ({report['bytes']:,} bytes, opset {report['opset']}); "
-              f"onnxruntime matches PyTorch (max abs diff {report['max_abs_diff']:.2g})")
+              f"onnxruntime matches PyTorch (max difference {report['max_rel_diff']:.2g} "
+              "relative to the output's scale)")
     return 0
 
 
@@ -191,15 +265,22 @@ def add_commands(sub) -> None:
     p.add_argument("model")
     model_opts(p)
     p.add_argument("--by-type", action="store_true", help="share per layer type (MobileNet T2)")
-    p.add_argument("--depth", type=int, default=0, help="merge rows to module depth N")
+    p.add_argument("--depth", type=nonneg_int, default=0, help="merge rows to module depth N")
     p.add_argument("--all", action="store_true", help="also rows without params or mult-adds")
-    p.add_argument("--batch-size", type=int, default=1)
+    p.add_argument("--batch-size", type=positive_int, default=1)
+    p.add_argument("--checkpoint", help="a checkpoint, .dcz or decompressed weights: its "
+                   "builder arguments and input size, and its size on disk")
+    p.add_argument("--energy", action="store_true", help="pJ per inference, Horowitz 45 nm "
+                   "(MODEL may be a .dcz file)")
+    p.add_argument("--sram", default="512KiB", help="on-chip memory for --energy")
+    p.add_argument("--precision", default="fp32", help="fp32 | fp16 | int8 for --energy")
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("compare", help="totals of several models side by side")
     p.add_argument("models", nargs="+")
     model_opts(p)
-    p.add_argument("--plot", metavar="PNG", help="also plot top-1 (or params) vs mult-adds")
+    p.add_argument("--plot", metavar="PNG", help="also plot the papers' top-1 vs mult-adds "
+                   "(models without a paper top-1 are left out and named)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("verify", help="check every model's counts against its paper")
@@ -210,10 +291,12 @@ def add_commands(sub) -> None:
     p = sub.add_parser("export", help="export to ONNX, checked in onnxruntime")
     p.add_argument("model")
     p.add_argument("-o", "--output", required=True, help="file.onnx")
-    p.add_argument("--checkpoint", help="weights to load (a cnnlab checkpoint; its builder "
+    p.add_argument("--checkpoint", help="weights to load (a checkpoint, a .dcz or decompressed "
+                   "weights; its builder "
                    "arguments and input size are the defaults)")
     input_size_opt(p, "CxHxW, e.g. 3x224x224")
     set_opt(p, None)
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--fuse-bn", action="store_true", help="fold BN into the convolutions")
     json_opt(p)
     p.set_defaults(func=cmd_export)

@@ -3,8 +3,22 @@
 from __future__ import annotations
 
 import sys
+import time
+from pathlib import Path
 
-from cnnlab.cli.common import CliError, data_opts, emit, json_opt, optional_size, parse_sets, rank
+from cnnlab.cli.common import (
+    CliError,
+    data_opts,
+    emit,
+    json_opt,
+    nonneg_float,
+    nonneg_int,
+    optional_size,
+    parse_sets,
+    positive_float,
+    positive_int,
+    rank,
+)
 
 # options of `cnnlab train` that override the recipe's setting of the same name when given
 _OVERRIDES = ("batch_size", "lr", "optimizer", "schedule", "weight_decay", "augment",
@@ -34,11 +48,11 @@ def _overrides(args) -> dict:
         over["compile"] = True
     if args.channels_last:
         over["channels_last"] = True
-    over.update(device=args.device, out_dir=args.out, resume=args.resume)
+    over["device"] = args.device
     return {**over, **parse_sets(args.opt)}
 
 
-def _report(args, split, recipe, res) -> None:
+def _report(args, split, recipe, res, out) -> None:
     final = {"model": args.model, "data": split.name, "recipe": recipe.name,
              "epochs": len(res.history), "steps": res.steps, **res.metrics,
              "images_per_s": round(res.images_per_s, 1), "train_seconds": round(res.seconds, 2),
@@ -47,37 +61,114 @@ def _report(args, split, recipe, res) -> None:
         emit(final)
         return
     top = f"top-1 {res.metrics['top1']:.2f}%, " if "top1" in res.metrics else ""
-    print(f"done: {top}{res.steps} steps in {res.seconds:.1f}s ({res.images_per_s:.0f} img/s)"
-          + (f"; checkpoint {res.checkpoint}" if res.checkpoint else ""))
+    print(f"done: {top}{res.steps} steps in {res.seconds:.1f}s ({res.images_per_s:.0f} img/s)")
+    print(f"run saved in {out}/ (last.safetensors, best.safetensors, metrics.jsonl)")
+
+
+RUN_FILES = ("last.safetensors", "metrics.jsonl")
+
+
+def run_dir(args) -> tuple[Path, bool | str]:
+    """Where the run goes and what it resumes: ``--out`` or ``runs/<model>-<time>/``; a
+    folder that already holds a run is refused unless ``--resume`` or ``--overwrite``;
+    ``--resume`` with nothing to resume starts afresh (the same command line serves the
+    first start and every restart of a pre-empted job)."""
+    from cnnlab.cli.common import input_file, output_dir
+
+    out = Path(args.out) if args.out else \
+        Path("runs") / f"{args.model}-{time.strftime('%Y%m%d-%H%M%S')}"
+    output_dir(out)
+    resume = args.resume
+    if isinstance(resume, str):
+        from cnnlab.train.spec import RunSpec
+
+        RunSpec.from_checkpoint(input_file(resume, "checkpoint")).check_model(args.model)
+    elif resume:
+        last = out / "last.safetensors"
+        if last.exists():
+            from cnnlab.train.spec import RunSpec
+
+            RunSpec.from_checkpoint(last).check_model(args.model)
+        else:
+            resume = False
+            if rank() == 0:
+                print(f"cnnlab: nothing to resume in {out}: starting a fresh run",
+                      file=sys.stderr)
+    elif not args.overwrite and any((out / f).exists() for f in RUN_FILES):
+        raise CliError(f"{out} already holds a run: --resume continues it, --overwrite "
+                       "starts it again")
+    return out, resume
+
+
+def default_threads(model, size) -> int:
+    """Threads when ``--threads`` is not given. On a shared 2-core machine a small model's
+    step does not gain from a second thread and collapses when the other core is busy
+    (LeNet-5: 3,176 img/s with 1 thread, 65-90 with 2 while another process ran), so
+    models under ``SMALL_MODEL_MACS`` mult-adds per image train on one thread; larger ones
+    use PyTorch's default (all cores)."""
+    import torch
+
+    from cnnlab.profile import profile
+
+    try:
+        macs = profile(model, size).macs
+    except (ValueError, RuntimeError, TypeError):
+        return torch.get_num_threads()
+    return 1 if macs < SMALL_MODEL_MACS else torch.get_num_threads()
+
+
+SMALL_MODEL_MACS = 5e6  # LeNet-5 0.4 M and the LeNet MLPs are under it; ResNet-20 41 M is not
 
 
 def cmd_train(args) -> int:
+    import shutil
+
     from cnnlab.train import TrainingDiverged, get_recipe, recipe_for, train
+    from cnnlab.train.checkpoint import KeepBest
     from cnnlab.train.spec import RunSpec, model_and_data
 
     _setup(args)
     recipe = get_recipe(args.recipe or recipe_for(args.model))
-    cfg = recipe.configure(_overrides(args))
+    out, resume = run_dir(args)
+    cfg = recipe.configure({**_overrides(args), "out_dir": str(out), "resume": resume})
     model, split, size, kwargs = model_and_data(args.model, args.data, args.val_split,
                                                 args.split_seed, optional_size(args.input_size),
-                                                parse_sets(args.set))
+                                                parse_sets(args.set), seed=cfg.seed)
     cfg = cfg.replace(input_size=size)
+    if not args.threads:
+        import torch
+
+        torch.set_num_threads(default_threads(model, size))
     spec = RunSpec(args.model, kwargs, size, args.data, args.val_split, args.split_seed or 0)
-    out = sys.stderr if args.json else sys.stdout
+    stream = sys.stderr if args.json else sys.stdout
     if rank() == 0:
         print(f"{args.model} on {split.name} ({len(split.train)} train / {len(split.val)} val, "
-              f"{'x'.join(map(str, size))}), recipe {recipe.name}", file=out)
+              f"{'x'.join(map(str, size))}), recipe {recipe.name}", file=stream)
+    created = None  # the topmost folder this run creates: removed if the run fails at once
+    if not out.exists():
+        created = out
+        while not created.parent.exists():
+            created = created.parent
+    if args.overwrite and not resume:
+        for f in (*RUN_FILES, "last.json", "best.safetensors", "best.json"):
+            (out / f).unlink(missing_ok=True)
     try:
         res = train(model, split, cfg, progress=not args.json,
-                    log=lambda line: print(line, file=out, flush=True),
-                    meta={**spec.to_meta(), "recipe": recipe.name})
+                    log=lambda line: print(line, file=stream, flush=True),
+                    meta={**spec.to_meta(), "recipe": recipe.name},
+                    epoch_hooks=[KeepBest(out)] if rank() == 0 else ())
     except TrainingDiverged as e:
         print(f"cnnlab: error: {e}", file=sys.stderr)
         return 1
+    except BaseException:
+        # a run that failed before its first checkpoint leaves no folder behind
+        if created is not None and not (out / "last.safetensors").exists():
+            shutil.rmtree(created, ignore_errors=True)
+        raise
     finally:
         _shutdown()
     if rank() == 0:
-        _report(args, split, recipe, res)
+        _report(args, split, recipe, res, out)
     return 0
 
 
@@ -91,12 +182,13 @@ def _confusion_table(cm, classes) -> str:
 
 
 def cmd_eval(args) -> int:
-    from cnnlab.train import evaluate, load_checkpoint
-    from cnnlab.train.spec import RunSpec, model_and_data
+    from cnnlab.cli.common import input_file
+    from cnnlab.train import evaluate
+    from cnnlab.train.spec import RunSpec, load_weights, model_and_data
     from cnnlab.train.trainer import resolve_device
 
     _setup(args)
-    run = RunSpec.from_checkpoint(args.checkpoint)
+    run = RunSpec.from_checkpoint(input_file(args.checkpoint, "checkpoint"))
     run.check_model(args.model)
     spec, val_split, split_seed = run.split_args(args.data, args.val_split, args.split_seed)
     if not spec:
@@ -104,21 +196,30 @@ def cmd_eval(args) -> int:
     size = optional_size(args.input_size) or run.input_size
     model, split, size, _ = model_and_data(args.model, spec, val_split, split_seed, size,
                                            run.builder_args(parse_sets(args.set)))
-    load_checkpoint(args.checkpoint, model)
+    load_weights(args.checkpoint, model)
     data = getattr(split, args.part)
     if data is None or len(data) == 0:
         raise CliError(f"{split.name} has no {args.part} images")
     device = resolve_device(args.device)
     model.to(device)
-    m = evaluate(model, run.normalise(data), args.batch_size, tta=args.tta, confusion=True,
-                 input_size=size, device=device)
+    data = run.normalise(data)
+    m = evaluate(model, data, args.batch_size, tta=args.tta, confusion=True, input_size=size,
+                 device=device)
+    plain = None
+    if args.tta:  # a view can hurt (flips on digits): show what it did
+        plain = evaluate(model, data, args.batch_size, input_size=size, device=device)
     if args.json:
         emit({"model": args.model, "checkpoint": args.checkpoint, "data": split.name,
-              "part": args.part, "tta": args.tta, **m})
+              "part": args.part, "tta": args.tta, **m,
+              **({"top1_plain": plain.get("top1")} if plain else {})})
         return 0
     print(f"{args.model} on {split.name} {args.part} ({m['n']} images"
           f"{', TTA ' + args.tta if args.tta else ''}): top-1 {m.get('top1', 0):.2f}%  "
           f"top-5 {m.get('top5', 0):.2f}%  loss {m['loss']:.4f}")
+    if plain:
+        delta = m.get("top1", 0) - plain.get("top1", 0)
+        print(f"without TTA: top-1 {plain.get('top1', 0):.2f}% (TTA {args.tta} "
+              f"{delta:+.2f} points{'; the views hurt on this data' if delta < 0 else ''})")
     cm = m.get("confusion")
     if cm and len(cm) <= 20:
         print("\nconfusion matrix (rows: true class, columns: predicted)")
@@ -165,13 +266,13 @@ def add_commands(sub) -> None:
     data_opts(p)
     p.add_argument("--recipe", help="training recipe (default: the model's paper's; see "
                    "`cnnlab recipes`)")
-    p.add_argument("--epochs", type=float, help="epochs (overrides a recipe's iterations)")
-    p.add_argument("--iters", type=int, help="optimizer steps in all")
-    p.add_argument("--batch-size", type=int)
-    p.add_argument("--lr", type=float)
+    p.add_argument("--epochs", type=positive_float, help="epochs (overrides a recipe's iterations)")
+    p.add_argument("--iters", type=positive_int, help="optimizer steps in all")
+    p.add_argument("--batch-size", type=positive_int)
+    p.add_argument("--lr", type=positive_float)
     p.add_argument("--optimizer", choices=["sgd", "rmsprop", "adamw"])
     p.add_argument("--schedule")
-    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--weight-decay", type=nonneg_float)
     p.add_argument("--augment", help="e.g. crop:4,flip (see cnnlab.data.augment)")
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--ema", type=float, help="EMA decay per step, e.g. 0.9998")
@@ -180,23 +281,29 @@ def add_commands(sub) -> None:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--opt", action="append", metavar="KEY=VALUE",
                    help="any TrainConfig setting, e.g. warmup=5 (repeatable)")
-    p.add_argument("--out", help="directory for checkpoints and metrics.jsonl")
+    p.add_argument("--out", help="folder for checkpoints and metrics.jsonl (default: "
+                   "runs/MODEL-TIME/); a folder that holds a run needs --resume or --overwrite")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
-                   help="continue from OUT/last.safetensors (or the file given)")
-    p.add_argument("--save-every", type=int, help="also checkpoint every N steps")
-    p.add_argument("--seed", type=int)
+                   help="continue from OUT/last.safetensors (or the file given); with "
+                   "nothing to resume, start afresh")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start again in an --out folder that holds a run")
+    p.add_argument("--save-every", type=nonneg_int, help="also checkpoint every N steps")
+    p.add_argument("--seed", type=nonneg_int)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint: top-1/top-5, confusion matrix")
     p.add_argument("model")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--checkpoint", required=True,
+                   help="a training checkpoint, a .dcz (cnnlab compress) or the weights file "
+                   "cnnlab decompress writes")
     data_opts(p, default=None)
     p.add_argument("--part", choices=["val", "test", "train"], default="val",
                    help="which part of the data to evaluate (default: val)")
     p.add_argument("--tta", choices=["flip", "10crop", "multiscale", "multicrop"],
                    help="flip; 10crop (AlexNet); multiscale (VGG's dense evaluation at 3 "
                    "scales); multicrop (VGG's 150 crops)")
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=positive_int, default=256)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("recipes", help="the papers' training recipes")

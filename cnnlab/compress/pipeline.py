@@ -15,6 +15,7 @@ as they are. The dense total is the fp32 safetensors file, the Huffman total the
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -34,6 +35,7 @@ from cnnlab.compress.prune import (
 )
 from cnnlab.compress.report import pruning_table
 from cnnlab.compress.sparse import csr_numbers, entry_count
+from cnnlab.state import mismatch
 
 DEFAULT_BITS = "conv=8,fc=5"
 DEFAULT_SPAN = "conv=8,fc=5"
@@ -126,13 +128,7 @@ def build_file(model: nn.Module, name: str, config: dict, bits: dict[str, int],
         ly = layers.get(mod)
         if ly is not None and pname == "weight" and value.dtype == torch.float32:
             if mod not in codes:
-                w = value.detach().reshape(-1)
-                nz = w != 0
-                k = 1 << bits[ly.label]
-                c, labels = qz.kmeans_1d(w[nz], k)
-                idx = torch.full(w.shape, k, dtype=torch.long)
-                idx[nz] = labels
-                codes[mod] = (c, idx.reshape(value.shape))
+                codes[mod] = qz.cluster_weights(value, bits[ly.label])
             c, idx = codes[mod]
             tensors.append(ff.compressed_record(key, c, idx.reshape(value.shape), len(c),
                                                 bits[ly.label], span[ly.label]))
@@ -196,11 +192,13 @@ class CompressResult:
 def compress_model(model: nn.Module, name: str, config: dict | None = None, split=None,
                    settings: CompressSettings | None = None, out: str | None = None,
                    input_size=None, progress: bool = False, log=None,
-                   on_pruned=None) -> CompressResult:
+                   on_pruned=None, info: dict | None = None) -> CompressResult:
     """Prune, retrain, quantize, retrain and encode ``model`` (a trained registered model
     ``name`` built with ``config``). Without ``split`` nothing is retrained or evaluated.
     Writes ``out`` (a ``.dcz``) when given. The model is modified in place;
-    ``on_pruned(model)`` sees it pruned and retrained, before quantization."""
+    ``on_pruned(model)`` sees it pruned and retrained, before quantization. ``info`` is
+    stored in the file (``cnnlab compress`` stores the training run there: normalisation,
+    input size, data), so every command that reads the file rebuilds the same model."""
     s = settings or CompressSettings()
     log = log or (lambda msg: None)
     config = dict(config or {})
@@ -250,7 +248,7 @@ def compress_model(model: nn.Module, name: str, config: dict | None = None, spli
     codes = qz.bake(model)
 
     f = build_file(model, name, config, bits, span, codes,
-                   info={"top1": quant_top1, "producer": "cnnlab.compress"})
+                   info={**(info or {}), "top1": quant_top1, "producer": "cnnlab.compress"})
     data = ff.to_bytes(f)
     # the file must decode to exactly the model's weights
     decoded = ff.from_bytes(data).decode()
@@ -286,16 +284,9 @@ def _model_from(name: str, config: dict, state: dict) -> nn.Module:
     from cnnlab.registry import create_model
 
     model = create_model(name, **config)
-    want = model.state_dict()
-    missing = [k for k in want if k not in state]
-    extra = [k for k in state if k not in want]
-    bad = [k for k in want if k in state and (tuple(state[k].shape) != tuple(want[k].shape)
-                                              or state[k].dtype != want[k].dtype)]
-    if missing or extra or bad:
-        raise ff.CompressedFileError(
-            f"file does not match model {name!r}: " + "; ".join(
-                f"{what} {', '.join(v[:3])}" for what, v in
-                (("missing", missing), ("unexpected", extra), ("shape/dtype of", bad)) if v))
+    wrong = mismatch(model.state_dict(), state, dtype=True)
+    if wrong:
+        raise ff.CompressedFileError(f"file does not match model {name!r}: {wrong}")
     model.load_state_dict(state)
     return model.eval()
 
@@ -310,17 +301,9 @@ def _check_against_model(f: ff.DczFile) -> None:
     except (ValueError, TypeError, RuntimeError) as e:
         raise ff.CompressedFileError(f"file names model {f.model!r} that cannot be built: "
                                      f"{e}") from None
-    want = meta.state_dict()
-    got = {t.name: t for t in f.tensors}
-    if set(want) != set(got):
-        diff = sorted(set(want) ^ set(got))[:3]
-        raise ff.CompressedFileError(f"file does not match model {f.model!r}: tensors "
-                                     f"{', '.join(diff)} differ")
-    for k, v in want.items():
-        if tuple(v.shape) != got[k].shape or v.dtype != got[k].dtype:
-            raise ff.CompressedFileError(f"file does not match model {f.model!r}: {k} is "
-                                         f"{got[k].shape} {got[k].dtype}, model has "
-                                         f"{tuple(v.shape)} {v.dtype}")
+    wrong = mismatch(meta.state_dict(), {t.name: t for t in f.tensors}, dtype=True)
+    if wrong:
+        raise ff.CompressedFileError(f"file does not match model {f.model!r}: {wrong}")
 
 
 def read_weights(path) -> tuple[ff.DczFile, dict[str, torch.Tensor]]:
@@ -345,6 +328,8 @@ def decompress(path, out) -> dict[str, torch.Tensor]:
     from cnnlab.io import write_bytes_atomic
 
     f, state = read_weights(path)
-    write_bytes_atomic(out, save({k: v.contiguous() for k, v in state.items()},
-                                 metadata={"model": f.model, "source": "cnnlab .dcz"}))
+    meta = {"model": f.model, "source": "cnnlab .dcz",
+            "cnnlab_run": json.dumps({**f.info.get("run", {}), "model": f.model,
+                                      "model_args": f.config})}
+    write_bytes_atomic(out, save({k: v.contiguous() for k, v in state.items()}, metadata=meta))
     return state

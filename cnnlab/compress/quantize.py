@@ -120,22 +120,30 @@ class SharedWeight(nn.Module):
         return c.to(weight.dtype)
 
 
+def cluster_weights(w: torch.Tensor, bits: int, init: str = "linear", seed: int = 0,
+                    iters: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(codebook (k,), index shaped like w)`` of ``w``'s non-zero entries clustered by
+    :func:`kmeans_1d` into ``k = 2**bits`` values; zero (pruned) weights get index ``k``."""
+    if not 1 <= bits <= 12:
+        raise ValueError(f"bits must be in 1..12, got {bits}")
+    flat = w.detach().reshape(-1)
+    nz = flat != 0
+    k = 1 << bits
+    c, labels = kmeans_1d(flat[nz], k, init=init, seed=seed, iters=iters)
+    index = torch.full(flat.shape, k, dtype=torch.long, device=w.device)
+    index[nz] = labels.to(w.device)
+    return c, index.reshape(w.shape)
+
+
 def quantize_layer(module: nn.Module, bits: int, init: str = "linear", seed: int = 0,
                    iters: int = 1000) -> torch.Tensor:
     """Cluster a layer's non-zero weights into ``2**bits`` shared values and tie them.
 
     Returns the codebook. Zero weights (pruned) stay zero and are not clustered.
     """
-    if not 1 <= bits <= 12:
-        raise ValueError(f"bits must be in 1..12, got {bits}")
     w = module.weight.detach()
-    flat = w.reshape(-1)
-    nz = flat != 0
-    k = 1 << bits
-    c, labels = kmeans_1d(flat[nz], k, init=init, seed=seed, iters=iters)
-    index = torch.full(flat.shape, k, dtype=torch.long, device=w.device)
-    index[nz] = labels.to(w.device)
-    param = SharedWeight(index.reshape(w.shape), k, c.to(w.device))
+    c, index = cluster_weights(w, bits, init=init, seed=seed, iters=iters)
+    param = SharedWeight(index, 1 << bits, c.to(w.device))
     parametrize.register_parametrization(module, "weight", param)
     return module.parametrizations.weight.original
 

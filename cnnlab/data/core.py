@@ -85,8 +85,8 @@ def register_dataset(name: str):
 
 
 def list_datasets() -> list[str]:
+    import cnnlab.data.canvas  # noqa: F401  (registers mnist-canvas)
     import cnnlab.data.readers  # noqa: F401  (registers the built-in readers)
-    import cnnlab.dense.canvas  # noqa: F401  (registers mnist-canvas)
 
     return sorted(_DATASETS)
 

@@ -1,15 +1,13 @@
 """Shape-only execution of a model: every op's shapes, multiply-adds and element operations.
 
-The model runs under a :class:`~torch.overrides.TorchFunctionMode`. Ops whose output shape is
-known in closed form (convolutions, linear layers, norms, activations, pooling, element-wise
-arithmetic, concatenation) are answered here with an empty meta tensor of the right shape, at a
-few microseconds each; every other op falls through to PyTorch's meta kernels. No arithmetic is
-done and no activation memory is allocated, whatever device the weights live on.
-
-Counting convention (the papers' "mult-adds"): ``macs`` are the multiply-accumulates of
-convolutions (grouped, depthwise, strided, dilated, transposed), linear layers and matrix
-products; biases add none. Norms, activations, pooling and element-wise arithmetic are counted
-separately as element operations (``other_ops``), never folded into ``macs``.
+The model runs under :class:`ShapeCounter`, a :class:`~torch.overrides.TorchFunctionMode`
+that attributes each op to the innermost module running it and asks
+:mod:`cnnlab.profile.ops` for the op's rule. Ops whose output shape is known in closed form
+(convolutions, linear layers, norms, activations, pooling, element-wise arithmetic,
+concatenation) are answered there with an empty meta tensor of the right shape, at a few
+microseconds each; every other op falls through to PyTorch's meta kernels. No arithmetic is
+done and no activation memory is allocated, whatever device the weights live on. The
+counting convention is in :mod:`cnnlab.profile.ops`.
 """
 
 from __future__ import annotations
@@ -20,6 +18,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
+
+from cnnlab.profile.ops import _ACTIVATIONS, METADATA, FallThrough, rule_for, to_meta  # noqa: F401
+
+# tracers built on ShapeCounter import the op-name sets from here, by these names
+_METADATA = METADATA
 
 
 @dataclass
@@ -36,74 +39,6 @@ class OpRow:
     input_elems: int
     output_elems: int
     elem_size: int
-
-
-def _tuple(v, n: int) -> tuple[int, ...]:
-    if isinstance(v, (list, tuple)):
-        return tuple(v) if len(v) == n else tuple(v) * n if len(v) == 1 else tuple(v)
-    return (v,) * n
-
-
-def _conv_out(size, k, s, p, d) -> int:
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
-
-
-def _pool_out(size, k, s, p, d, ceil) -> int:
-    eff = size + 2 * p - d * (k - 1) - 1
-    out = (-(-eff // s) if ceil else eff // s) + 1
-    if ceil and (out - 1) * s >= size + p:
-        out -= 1  # PyTorch: the last window must start inside the input or left padding
-    return out
-
-
-def _shape(t) -> tuple[int, ...]:
-    return tuple(t.shape)
-
-
-def _numel(shape) -> int:
-    return math.prod(shape)
-
-
-def _broadcast(*shapes) -> tuple[int, ...]:
-    """NumPy broadcasting, in Python (torch.broadcast_shapes imports sympy on first use)."""
-    n = max(len(s) for s in shapes)
-    out = []
-    for dims in zip(*[(1,) * (n - len(s)) + tuple(s) for s in shapes]):
-        sizes = {d for d in dims if d != 1}
-        if len(sizes) > 1:
-            raise RuntimeError(f"shapes {shapes} cannot be broadcast")
-        out.append(sizes.pop() if sizes else 1)
-    return tuple(out)
-
-
-_ACTIVATIONS = {
-    "relu", "relu_", "relu6", "hardtanh", "hardtanh_", "elu", "elu_", "selu", "celu",
-    "leaky_relu", "leaky_relu_", "gelu", "silu", "sigmoid", "sigmoid_", "tanh", "tanh_",
-    "hardswish", "hardsigmoid", "mish", "softplus", "softmax", "log_softmax", "prelu",
-    "dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout",
-    "abs", "neg", "exp", "sign", "sqrt", "rsqrt", "square", "clamp", "clamp_", "clip",
-    "__neg__", "__abs__", "pow", "__pow__",
-}
-_INPLACE = {"relu_", "hardtanh_", "elu_", "leaky_relu_", "sigmoid_", "tanh_", "clamp_",
-            "add_", "mul_", "sub_", "div_", "__iadd__", "__imul__", "__isub__", "__itruediv__"}
-_BINARY = {
-    "add", "add_", "__add__", "__radd__", "__iadd__", "sub", "sub_", "__sub__", "__rsub__",
-    "__isub__", "mul", "mul_", "__mul__", "__rmul__", "__imul__", "div", "div_", "__truediv__",
-    "__rtruediv__", "__itruediv__", "maximum", "minimum", "where", "eq", "__eq__",
-}
-# queries that read a tensor's metadata: answered by the tensor itself, whatever its device
-_METADATA = {"dim", "numel", "size", "__get__", "stride", "__len__", "element_size",
-             "is_contiguous", "ndimension", "nelement", "is_floating_point", "data_ptr"}
-_NORMS = {"batch_norm", "layer_norm", "group_norm", "instance_norm", "local_response_norm"}
-
-
-def _conv_kind(weight_shape, groups: int, cin: int) -> str:
-    k = "x".join(str(s) for s in weight_shape[2:])
-    if groups > 1 and groups == cin and weight_shape[1] == 1:
-        return f"conv dw {k}"
-    if groups > 1:
-        return f"conv {k} grouped"
-    return f"conv {k}"
 
 
 class ShapeCounter(TorchFunctionMode):
@@ -147,7 +82,8 @@ class ShapeCounter(TorchFunctionMode):
         return super().__exit__(*exc)
 
     # --- ops -------------------------------------------------------------------------------
-    def _new_params(self, *tensors) -> int:
+    def new_params(self, *tensors) -> int:
+        """Elements of the parameters among ``tensors`` not counted before."""
         n = 0
         for t in tensors:
             if isinstance(t, torch.Tensor) and id(t) in self._params:
@@ -156,10 +92,16 @@ class ShapeCounter(TorchFunctionMode):
                     n += t.numel()
         return n
 
-    def _record(self, op, kind, inputs, out_shape, params, macs, other, weights=0, elem_size=4):
-        in_shapes = [_shape(t) for t in inputs if isinstance(t, torch.Tensor)]
-        in_elems = sum(_numel(s) for s in in_shapes)
-        out_elems = _numel(out_shape)
+    def is_param(self, t) -> bool:
+        return id(t) in self._params
+
+    def record(self, op: str, *, kind: str, inputs, out_shape, params: int = 0, macs: int = 0,
+               other: int = 0, weights: int = 0, elem_size: int = 4) -> None:
+        """One :class:`OpRow` for the op running now: ``inputs`` are the activations read,
+        ``weights`` the parameter elements read, ``params`` those used for the first time."""
+        in_shapes = [tuple(t.shape) for t in inputs if isinstance(t, torch.Tensor)]
+        in_elems = sum(math.prod(s) for s in in_shapes)
+        out_elems = math.prod(out_shape)
         self.rows.append(OpRow(
             name=self._stack[-1], op=op, kind=kind,
             input_shape=in_shapes[0] if len(in_shapes) == 1 else tuple(in_shapes),
@@ -168,7 +110,7 @@ class ShapeCounter(TorchFunctionMode):
             input_elems=in_elems, output_elems=out_elems, elem_size=elem_size,
         ))
 
-    def _too_small(self, op, in_shape, out_shape):
+    def too_small(self, op, in_shape, out_shape):
         where = self._stack[-1] or "the model"
         raise ValueError(
             f"input too small: {op} in '{where}' gets {tuple(in_shape)} and would output "
@@ -178,25 +120,17 @@ class ShapeCounter(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = getattr(func, "__name__", "")
-        if name in _METADATA:
+        if name in METADATA:
             return func(*args, **kwargs)
-        handler = _HANDLERS.get(name)
-        if handler is None and name in _ACTIVATIONS:
-            handler = _elementwise
-        elif handler is None and name in _BINARY:
-            handler = _binary
-        if handler is not None:
+        rule = rule_for(name)
+        if rule is not None:
             try:
-                out = handler(self, name, args, kwargs)
-            except _FallThrough:
+                out = rule(self, name, args, kwargs)
+            except FallThrough:
                 out = None
             if out is not None:
                 return out
-        return func(*_to_meta(args), **_to_meta(kwargs))
-
-
-class _FallThrough(Exception):
-    pass
+        return func(*to_meta(args), **to_meta(kwargs))
 
 
 def _elems(x) -> int:
@@ -207,310 +141,3 @@ def _elems(x) -> int:
     if isinstance(x, dict):
         return sum(_elems(v) for v in x.values())
     return 0
-
-
-def _to_meta(x):
-    if isinstance(x, torch.Tensor):
-        return x if x.is_meta else torch.empty_like(x, device="meta")
-    if isinstance(x, (list, tuple)):
-        return type(x)(_to_meta(v) for v in x)
-    if isinstance(x, dict):
-        return {k: _to_meta(v) for k, v in x.items()}
-    return x
-
-
-def _empty(shape, like: torch.Tensor) -> torch.Tensor:
-    return torch.empty(shape, dtype=like.dtype, device="meta")
-
-
-def _arg(args, kwargs, i, key, default=None):
-    if len(args) > i:
-        return args[i]
-    return kwargs.get(key, default)
-
-
-def _conv(counter, name, args, kwargs):
-    x, w = args[0], _arg(args, kwargs, 1, "weight")
-    bias = _arg(args, kwargs, 2, "bias")
-    nd = w.dim() - 2
-    stride = _tuple(_arg(args, kwargs, 3, "stride", 1), nd)
-    padding = _arg(args, kwargs, 4, "padding", 0)
-    dilation = _tuple(_arg(args, kwargs, 5, "dilation", 1), nd)
-    groups = _arg(args, kwargs, 6, "groups", 1)
-    ks = tuple(w.shape[2:])
-    spatial = tuple(x.shape[-nd:])
-    if isinstance(padding, str):
-        if padding == "valid":
-            padding = (0,) * nd
-        else:  # "same" (stride 1 only in PyTorch)
-            out = spatial
-            padding = None
-    if padding is not None:
-        padding = _tuple(padding, nd)
-        out = tuple(_conv_out(s, k, st, p, d)
-                    for s, k, st, p, d in zip(spatial, ks, stride, padding, dilation))
-    cout = w.shape[0]
-    if x.shape[-nd - 1] != w.shape[1] * groups:
-        raise _FallThrough  # let PyTorch raise its own channel-mismatch error
-    out_shape = (*x.shape[:-nd - 1], cout, *out)
-    if min(out) <= 0:
-        counter._too_small(name, x.shape, out_shape)
-    macs = _numel(out_shape) * w.shape[1] * _numel(ks)
-    wn = w.numel() + (bias.numel() if bias is not None else 0)
-    counter._record(name, _conv_kind(w.shape, groups, x.shape[-nd - 1]), [x], out_shape,
-                    counter._new_params(w, bias), macs, 0, wn, x.element_size())
-    return _empty(out_shape, x)
-
-
-def _conv_transpose(counter, name, args, kwargs):
-    x, w = args[0], _arg(args, kwargs, 1, "weight")
-    bias = _arg(args, kwargs, 2, "bias")
-    nd = w.dim() - 2
-    stride = _tuple(_arg(args, kwargs, 3, "stride", 1), nd)
-    padding = _tuple(_arg(args, kwargs, 4, "padding", 0), nd)
-    outpad = _tuple(_arg(args, kwargs, 5, "output_padding", 0), nd)
-    groups = _arg(args, kwargs, 6, "groups", 1)
-    dilation = _tuple(_arg(args, kwargs, 7, "dilation", 1), nd)
-    ks = tuple(w.shape[2:])
-    out = tuple((s - 1) * st - 2 * p + d * (k - 1) + op + 1
-                for s, st, p, d, k, op in zip(x.shape[-nd:], stride, padding, dilation, ks, outpad))
-    cout = w.shape[1] * groups
-    out_shape = (*x.shape[:-nd - 1], cout, *out)
-    if min(out) <= 0:
-        counter._too_small(name, x.shape, out_shape)
-    # every input element is multiplied into a k^d x (cout/groups) patch
-    macs = x.numel() * w.shape[1] * _numel(ks)
-    wn = w.numel() + (bias.numel() if bias is not None else 0)
-    counter._record(name, "conv transposed " + "x".join(map(str, ks)), [x], out_shape,
-                    counter._new_params(w, bias), macs, 0, wn, x.element_size())
-    return _empty(out_shape, x)
-
-
-def _linear(counter, name, args, kwargs):
-    x, w = args[0], _arg(args, kwargs, 1, "weight")
-    bias = _arg(args, kwargs, 2, "bias")
-    if x.shape[-1] != w.shape[1]:
-        raise _FallThrough
-    out_shape = (*x.shape[:-1], w.shape[0])
-    wn = w.numel() + (bias.numel() if bias is not None else 0)
-    counter._record(name, "fully connected", [x], out_shape, counter._new_params(w, bias),
-                    _numel(out_shape) * w.shape[1], 0, wn, x.element_size())
-    return _empty(out_shape, x)
-
-
-def _matmul(counter, name, args, kwargs):
-    if name == "addmm":
-        args = args[1:]
-    a, b = args[0], args[1]
-    if a.dim() < 1 or b.dim() < 1:
-        raise _FallThrough
-    out = torch.matmul(_to_meta(a), _to_meta(b))
-    k = a.shape[-1]
-    counter._record(name, "matmul", [a, b], _shape(out), counter._new_params(a, b),
-                    out.numel() * k, 0, 0, a.element_size())
-    return out
-
-
-def _norm(counter, name, args, kwargs):
-    x = args[0]
-    tensors = [v for v in list(args[1:]) + list(kwargs.values()) if isinstance(v, torch.Tensor)]
-    counter._record(name, "norm", [x], _shape(x), counter._new_params(*tensors), 0, x.numel(),
-                    sum(t.numel() for t in tensors), x.element_size())
-    return _empty(x.shape, x)
-
-
-def _elementwise(counter, name, args, kwargs):
-    x = args[0]
-    if not isinstance(x, torch.Tensor):
-        raise _FallThrough
-    inplace = name in _INPLACE or kwargs.get("inplace") is True or (
-        name in {"relu", "relu6", "hardtanh", "elu", "leaky_relu", "silu", "hardswish"}
-        and len(args) > 1 and args[-1] is True and name != "leaky_relu")
-    params = [v for v in args[1:] if isinstance(v, torch.Tensor)]
-    kind = "dropout" if name.startswith(("dropout", "alpha_dropout", "feature_alpha")) \
-        else "activation"
-    counter._record(name, kind, [x], _shape(x), counter._new_params(*params), 0,
-                    0 if kind == "dropout" else x.numel(),
-                    sum(p.numel() for p in params), x.element_size())
-    return x if inplace else _empty(x.shape, x)
-
-
-def _binary(counter, name, args, kwargs):
-    tensors = [v for v in args if isinstance(v, torch.Tensor)]
-    if not tensors:
-        raise _FallThrough
-    try:
-        out_shape = _broadcast(*[t.shape for t in tensors])
-    except RuntimeError:
-        raise _FallThrough from None
-    dtype_src = tensors[0]
-    params = counter._new_params(*tensors)
-    acts = [t for t in tensors if id(t) not in counter._params]
-    counter._record(name.strip("_").rstrip("_") or name, "elementwise", acts, out_shape, params,
-                    0, _numel(out_shape), sum(t.numel() for t in tensors if id(t) in
-                                              counter._params), dtype_src.element_size())
-    if name in _INPLACE and tuple(args[0].shape) == out_shape:
-        return args[0]
-    if any(t.dtype != dtype_src.dtype for t in tensors) or name in {"eq", "__eq__", "where"}:
-        raise _FallThrough  # type promotion: let PyTorch decide the dtype
-    return _empty(out_shape, dtype_src)
-
-
-def _pool(counter, name, args, kwargs):
-    x = args[0]
-    nd = int(name.split("pool")[1][0])
-    ks = _tuple(_arg(args, kwargs, 1, "kernel_size"), nd)
-    stride = _arg(args, kwargs, 2, "stride", None)
-    stride = ks if stride in (None, [], ()) else _tuple(stride, nd)
-    padding = _tuple(_arg(args, kwargs, 3, "padding", 0), nd)
-    if name.startswith("max"):
-        dilation = _tuple(_arg(args, kwargs, 4, "dilation", 1), nd)
-        ceil = _arg(args, kwargs, 5, "ceil_mode", False)
-        if _arg(args, kwargs, 6, "return_indices", False):
-            raise _FallThrough
-    else:
-        dilation = (1,) * nd
-        ceil = _arg(args, kwargs, 4, "ceil_mode", False)
-    out = tuple(_pool_out(s, k, st, p, d, ceil)
-                for s, k, st, p, d in zip(x.shape[-nd:], ks, stride, padding, dilation))
-    out_shape = (*x.shape[:-nd], *out)
-    if min(out) <= 0:
-        counter._too_small(name, x.shape, out_shape)
-    counter._record(name, "pool", [x], out_shape, 0, 0, _numel(out_shape) * _numel(ks), 0,
-                    x.element_size())
-    return _empty(out_shape, x)
-
-
-def _adaptive_pool(counter, name, args, kwargs):
-    x = args[0]
-    nd = int(name.split("pool")[1][0])
-    size = _arg(args, kwargs, 1, "output_size")
-    if _arg(args, kwargs, 2, "return_indices", False):
-        raise _FallThrough
-    size = _tuple(size, nd)
-    out = tuple(s if o is None else o for s, o in zip(x.shape[-nd:], size))
-    out_shape = (*x.shape[:-nd], *out)
-    counter._record(name, "pool", [x], out_shape, 0, 0, x.numel(), 0, x.element_size())
-    return _empty(out_shape, x)
-
-
-def _cat(counter, name, args, kwargs):
-    tensors = list(_arg(args, kwargs, 0, "tensors"))
-    dim = _arg(args, kwargs, 1, "dim", 0)
-    first = tensors[0]
-    if not all(isinstance(t, torch.Tensor) and t.dim() == first.dim() for t in tensors):
-        raise _FallThrough
-    d = dim % first.dim()
-    shape = list(first.shape)
-    for t in tensors[1:]:
-        if any(a != b for i, (a, b) in enumerate(zip(t.shape, shape)) if i != d):
-            raise _FallThrough
-    shape[d] = sum(t.shape[d] for t in tensors)
-    counter._record(name, "concat", tensors, shape, 0, 0, 0, 0, first.element_size())
-    return _empty(shape, first)
-
-
-def _reduce(counter, name, args, kwargs):
-    x = args[0]
-    dim = _arg(args, kwargs, 1, "dim", None)
-    keepdim = _arg(args, kwargs, 2, "keepdim", False)
-    if not isinstance(x, torch.Tensor) or not isinstance(keepdim, bool) or (
-            dim is not None and not isinstance(dim, (int, tuple, list))):
-        raise _FallThrough
-    dims = range(x.dim()) if dim is None or dim == [] else (
-        [dim] if isinstance(dim, int) else list(dim))
-    dims = {d % x.dim() for d in dims}
-    out_shape = tuple(1 if i in dims else s for i, s in enumerate(x.shape) if keepdim or i not in
-                      dims)
-    counter._record(name, "reduce", [x], out_shape, 0, 0, x.numel(), 0, x.element_size())
-    return _empty(out_shape, x)
-
-
-def _interpolate(counter, name, args, kwargs):
-    x = args[0]
-    size = _arg(args, kwargs, 1, "size", None)
-    scale = _arg(args, kwargs, 2, "scale_factor", None)
-    nd = x.dim() - 2
-    if size is not None:
-        out = _tuple(size, nd)
-    elif scale is not None:
-        out = tuple(int(math.floor(s * f)) for s, f in zip(x.shape[2:], _tuple(scale, nd)))
-    else:
-        raise _FallThrough
-    out_shape = (*x.shape[:2], *out)
-    if min(out) <= 0:
-        counter._too_small(name, x.shape, out_shape)
-    counter._record(name, "resize", [x], out_shape, 0, 0, _numel(out_shape), 0,
-                    x.element_size())
-    return _empty(out_shape, x)
-
-
-def _split(counter, name, args, kwargs):
-    x = args[0]
-    if name == "chunk":
-        n = _arg(args, kwargs, 1, "chunks")
-        dim = _arg(args, kwargs, 2, "dim", 0) % x.dim()
-        step = -(-x.shape[dim] // n)
-        sizes = [step] * (x.shape[dim] // step) + ([x.shape[dim] % step] if x.shape[dim] % step
-                                                     else [])
-    else:
-        spec = _arg(args, kwargs, 1, "split_size_or_sections",
-                    kwargs.get("split_size", kwargs.get("sections")))
-        dim = _arg(args, kwargs, 2, "dim", 0) % x.dim()
-        if isinstance(spec, int):
-            full, rest = divmod(x.shape[dim], spec)
-            sizes = [spec] * full + ([rest] if rest else [])
-        else:
-            sizes = list(spec)
-            if sum(sizes) != x.shape[dim]:
-                raise _FallThrough  # let PyTorch raise its own error
-    shape = list(x.shape)
-    outs = []
-    for n in sizes:
-        shape[dim] = n
-        outs.append(_empty(tuple(shape), x))
-    return tuple(outs)  # views: no arithmetic, no row
-
-
-def _copy(counter, name, args, kwargs):
-    """A memory-layout change (channel shuffle's transpose + contiguous) does no arithmetic
-    but reads and writes every element: ShuffleNet V2's MAC counts it."""
-    x = args[0]
-    if name == "contiguous" and x.is_contiguous():
-        return x
-    counter._record(name, "copy", [x], _shape(x), 0, 0, 0, 0, x.element_size())
-    return _empty(x.shape, x)
-
-
-def _reshape(counter, name, args, kwargs):
-    """A view when the strides allow one; otherwise PyTorch copies, and the copy is counted."""
-    x = args[0]
-    shape = args[1:] if len(args) > 2 or (len(args) == 2 and isinstance(args[1], int)) \
-        else _arg(args, kwargs, 1, "shape")
-    try:
-        return x.view(*shape) if isinstance(shape, (tuple, list)) else x.view(shape)
-    except RuntimeError:
-        pass
-    shape = list(shape)
-    if shape.count(-1) == 1:
-        known = math.prod(s for s in shape if s != -1)
-        shape[shape.index(-1)] = x.numel() // known if known else 0
-    if math.prod(shape) != x.numel():
-        raise _FallThrough  # let PyTorch raise its own error
-    counter._record(name, "copy", [x], tuple(shape), 0, 0, 0, 0, x.element_size())
-    return _empty(tuple(shape), x)
-
-
-_HANDLERS = {
-    "split": _split, "chunk": _split, "contiguous": _copy, "clone": _copy, "reshape": _reshape,
-    **{n: _reduce for n in ("mean", "sum", "amax", "amin")},
-    "interpolate": _interpolate,
-    **{f"conv{n}d": _conv for n in (1, 2, 3)},
-    **{f"conv_transpose{n}d": _conv_transpose for n in (1, 2, 3)},
-    "linear": _linear,
-    **{n: _matmul for n in ("matmul", "mm", "bmm", "addmm", "__matmul__")},
-    **{n: _norm for n in _NORMS},
-    **{f"{p}_pool{n}d": _pool for p in ("max", "avg") for n in (1, 2, 3)},
-    **{f"adaptive_{p}_pool{n}d": _adaptive_pool for p in ("max", "avg") for n in (1, 2, 3)},
-    "cat": _cat, "concat": _cat, "concatenate": _cat,
-}

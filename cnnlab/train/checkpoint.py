@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from cnnlab.io import write_bytes_atomic
+from cnnlab.state import mismatch
 
 FORMAT = "cnnlab-checkpoint"
 VERSION = 1
@@ -128,22 +129,12 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
         raise ValueError(f"{path}: corrupt checkpoint ({e})") from None
     if model is not None:
         target = _unwrap(model)
-        want = target.state_dict()
         got = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        missing = [k for k in want if k not in got]
-        unexpected = [k for k in got if k not in want]
-        shape = [f"{k} {tuple(got[k].shape)} vs {tuple(v.shape)}" for k, v in want.items()
-                 if k in got and got[k].shape != v.shape]
-        if missing or unexpected or shape:
-            parts = []
-            for label, items in (("missing", missing), ("unexpected", unexpected),
-                                 ("shape mismatch", shape)):
-                if items:
-                    more = f" (+{len(items) - 3} more)" if len(items) > 3 else ""
-                    parts.append(f"{label}: {', '.join(items[:3])}{more}")
+        wrong = mismatch(target.state_dict(), got)
+        if wrong:
             name = info.get("model") or "another model"
             raise ValueError(f"{path}: checkpoint (of {name}) does not match this model; "
-                             + "; ".join(parts))
+                             f"{wrong}")
         target.load_state_dict(got)
     if optimizer is not None:
         opt = info.get("optimizer")
@@ -169,3 +160,32 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module | None = None,
         optimizer.load_state_dict({"state": state, "param_groups": groups})
     info["tensors"] = {k[6:]: v for k, v in tensors.items() if k.startswith("extra.")}
     return info
+
+
+class KeepBest:
+    """Epoch hook (``train(..., epoch_hooks=[KeepBest(out)])``): after each epoch's
+    checkpoint, copy ``OUT/last.safetensors`` (and its ``.json`` twin) to ``best.*`` when the
+    validation metric improved. A resumed run starts from the best it had."""
+
+    def __init__(self, out_dir: str | os.PathLike, metric: str = "val_top1"):
+        self.dir = Path(out_dir)
+        self.metric = metric
+        self.best = self._previous()
+
+    def _previous(self) -> float | None:
+        twin = self.dir / "best.json"
+        try:
+            rows = json.loads(twin.read_text()).get("history") or []
+        except (OSError, ValueError, AttributeError):
+            return None
+        return rows[-1].get(self.metric) if rows else None
+
+    def __call__(self, row: dict) -> None:
+        value = row.get(self.metric)
+        if value is None or (self.best is not None and value <= self.best):
+            return
+        for suffix in (".safetensors", ".json"):
+            src = self.dir / f"last{suffix}"
+            if src.exists():
+                write_bytes_atomic(self.dir / f"best{suffix}", src.read_bytes())
+        self.best = value

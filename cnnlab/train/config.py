@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import math
 from dataclasses import dataclass, field
 
 OPTIMIZERS = ("sgd", "rmsprop", "adamw")
@@ -65,6 +66,7 @@ class TrainConfig:
         def need(ok, msg):
             if not ok:
                 raise ValueError(msg)
+        self._check_types()
         need(self.optimizer in OPTIMIZERS, f"unknown optimizer {self.optimizer!r}; "
              f"known: {', '.join(OPTIMIZERS)}")
         need(self.schedule in SCHEDULES, f"unknown schedule {self.schedule!r}; "
@@ -79,9 +81,28 @@ class TrainConfig:
         need(0 <= self.label_smoothing < 1, "label smoothing must be in [0, 1)")
         need(0 <= self.ema < 1, "ema decay must be in [0, 1)")
         need(self.save_every >= 0, "save_every must be >= 0")
+        need(self.eval_every >= 1, "eval_every must be >= 1")
+        need(self.grad_clip is None or self.grad_clip > 0, "grad_clip must be > 0")
+        need(self.momentum >= 0, "momentum must be >= 0")
+        need(self.warmup >= 0, "warmup must be >= 0")
+        need(self.seed >= 0, "seed must be >= 0")
+        from cnnlab.data.augment import parse_augment
+
+        parse_augment(self.augment)  # a malformed --augment fails here, not mid-run
         if isinstance(self.gamma, (tuple, list)):
             need(self.schedule == "multistep" and len(self.gamma) == len(self.milestones),
                  "a gamma per milestone needs schedule='multistep' and one per milestone")
+
+    def _check_types(self) -> None:
+        """Each setting has its declared kind (a finite number where a number belongs), so
+        ``--opt warmup=abc`` is refused here and not by a comparison in the middle of a run."""
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            kinds = f.type.replace(" ", "").split("|")
+            if v is None and "None" in kinds or any(_fits(v, k) for k in kinds):
+                continue
+            raise ValueError(f"training setting {f.name}={v!r}: expected "
+                             f"{' or '.join(_KIND_NAMES.get(k, k) for k in kinds)}")
 
     def to_dict(self) -> dict:
         return {k: (list(v) if isinstance(v, tuple) else v)
@@ -101,6 +122,30 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training setting(s) {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **changes)
+
+
+def _is_number(v, whole: bool = False) -> bool:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    return math.isfinite(v) and (not whole or float(v).is_integer())
+
+
+def _fits(v, kind: str) -> bool:
+    if kind == "bool":
+        return isinstance(v, bool)
+    if kind in ("int", "float"):
+        return _is_number(v, whole=kind == "int")
+    if kind == "str":
+        return isinstance(v, str)
+    if kind.startswith("tuple"):
+        return isinstance(v, (tuple, list)) and all(_is_number(e) for e in v)
+    return True
+
+
+_KIND_NAMES = {"bool": "true or false", "int": "a whole number", "float": "a finite number",
+               "str": "text", "None": "None", "tuple[float,float]": "two numbers, e.g. [0.9, 0.99]",
+               "tuple[float,...]": "a list of numbers, e.g. [30, 60]",
+               "tuple[int,...]": "a list of whole numbers"}
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,20 @@ def batch_sums(out: torch.Tensor, y: torch.Tensor, loss: torch.Tensor | None
     return sums
 
 
+# every sum batch_sums can return (classification and dense prediction): the training loop
+# keeps all of them so that every rank all-reduces the same keys
+SUM_KEYS = ("n", "loss", "top1", "top5", "pixels", "pixel_correct")
+
+
+def train_columns(sums: dict[str, torch.Tensor]) -> dict:
+    """An epoch's training columns from its sums: the loss, and top-1 for classification or
+    pixel accuracy for dense prediction."""
+    m = finish(sums)
+    if float(sums["pixels"]) > 0:
+        return {"train_loss": m["loss"], "train_top1": None, "train_pixel_acc": m["pixel_acc"]}
+    return {"train_loss": m["loss"], "train_top1": m.get("top1")}
+
+
 def finish(sums: dict[str, torch.Tensor], metric_fn=None) -> dict:
     """Sums → metrics: loss and top-k as means (top-k in percent), custom sums as totals
     (through ``metric_fn.finalize(sums)`` when the metric function has one)."""

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from cnnlab.data import DataSplit, TensorData, register_dataset
+from cnnlab.data.core import DataSplit, TensorData, register_dataset
 
 DIGIT = 28  # MNIST's side
 CANVAS = 64

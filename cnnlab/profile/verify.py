@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cnnlab.profile import profile
+from cnnlab.profile.profiler import profile
 from cnnlab.registry import Figure, list_models, model_info
 
 
