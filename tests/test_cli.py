@@ -74,6 +74,8 @@ def test_verify_cli(capsys):
      "invalid choice"),
     (["binarize", "lenet5", "--checkpoint", "/no/such.safetensors", "--mode", "bwn", "--out",
       "/no/such/dir/out"], "does not exist"),
+    (["search", "enas", "--budget", "0", "--out", "x"], "--budget must be a positive"),
+    (["search", "enas", "--space", "nas", "--out", "x"], "invalid choice"),
 ])
 def test_bad_input_is_one_line_exit_2(capsys, argv, message):
     code, out, err = run(capsys, *argv)
