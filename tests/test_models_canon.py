@@ -7,6 +7,7 @@ import torch.nn as nn
 
 import cnnlab
 from cnnlab.layers.inception import Branches
+from cnnlab.profile import build_on_meta
 
 
 def _meta(size, batch=1, chans=3):
@@ -61,3 +62,65 @@ def test_resnet200_depth(name, meta_model):
     layers = sum(1 for c in m.modules() if isinstance(c, (nn.Conv2d, nn.Linear))
                  and id(c) not in shortcut)
     assert layers == 200
+
+
+# --- ResNeXt: three equivalent forms, capacity rule (Xie et al. 2017, Fig. 3, Table 2) ---
+def _randomised_bottleneck(in_chs, c, d, out, stride):
+    from cnnlab.layers.resnet_blocks import Bottleneck
+
+    torch.manual_seed(0)
+    block = Bottleneck(in_chs, c * d, out, stride, groups=c)
+    for mod in block.modules():  # non-trivial BN statistics, so a wrong slice shows
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.weight.data.uniform_(0.5, 1.5)
+            mod.bias.data.uniform_(-0.2, 0.2)
+            mod.running_mean.uniform_(-0.2, 0.2)
+            mod.running_var.uniform_(0.5, 1.5)
+    return block.eval()
+
+
+@pytest.mark.parametrize("stride,in_chs", [(1, 32), (2, 16)])
+def test_resnext_three_forms_compute_the_same_function(stride, in_chs):
+    from cnnlab.layers.aggregated import EarlyConcat, SplitTransformMerge, as_form
+
+    block = _randomised_bottleneck(in_chs, 4, 3, 32, stride)
+    a, b = as_form(block, "a"), as_form(block, "b")
+    assert isinstance(a, SplitTransformMerge) and isinstance(b, EarlyConcat)
+    assert len(a.paths) == len(b.paths) == 4 and len(a.expand) == 4
+    # same number of weights: the three are one function written three ways
+    count = [sum(p.numel() for p in m.parameters()) for m in (a, b, block)]
+    assert count[0] == count[1] == count[2]
+    x = torch.randn(2, in_chs, 8, 8)
+    with torch.no_grad():
+        ref = block(x)
+        assert torch.allclose(a(x), ref, atol=1e-5) and torch.allclose(b(x), ref, atol=1e-5)
+        # a permuted path is a different function: the test can tell them apart
+        a.expand[0].weight.copy_(a.expand[1].weight)
+        assert not torch.allclose(a(x), ref, atol=1e-3)
+
+
+def test_resnext_forms_reject_a_strided_1x1():
+    from cnnlab.layers.aggregated import as_form
+    from cnnlab.layers.resnet_blocks import Bottleneck
+
+    with pytest.raises(ValueError, match="3x3"):
+        as_form(Bottleneck(8, 8, 16, 2, groups=2, stride_in_1x1=True), "a")
+    with pytest.raises(ValueError, match="form"):
+        as_form(Bottleneck(8, 8, 16, 1, groups=2), "c")
+
+
+def test_resnext_capacity_rule_and_table2():
+    from cnnlab.models.resnext import COMPLEXITY_MATCHED, bottleneck_width, template_params
+
+    assert template_params(1, 64) == 256 * 64 + 9 * 64 * 64 + 64 * 256 == 69_632
+    assert template_params(32, 4) == 70_144  # deck 003:1074: "= 70k when C = 32, d = 4"
+    assert bottleneck_width(1) == 64
+    assert [(c, bottleneck_width(c)) for c, _ in COMPLEXITY_MATCHED] == COMPLEXITY_MATCHED
+    assert [c * d for c, d in [(1, 64), *COMPLEXITY_MATCHED]] == [64, 80, 96, 112, 128]
+    # the template's count is what the registered network's conv2 block holds
+    m = build_on_meta("resnext50_8x14d")
+    b = m.conv2_x[1]
+    convs = sum(x.weight.numel() for x in b.modules() if isinstance(x, nn.Conv2d))
+    assert convs == template_params(8, 14)
+    with pytest.raises(ValueError, match="cardinality"):
+        bottleneck_width(0)
