@@ -124,3 +124,46 @@ def test_resnext_capacity_rule_and_table2():
     assert convs == template_params(8, 14)
     with pytest.raises(ValueError, match="cardinality"):
         bottleneck_width(0)
+
+
+# --- the early LeNets --------------------------------------------------------------------
+def test_lenet1989_counts_and_units():
+    """Sec. 5: 1,256 units, 64,660 connections (a bias is a connection), 9,760 free
+    parameters; kernels shared within a map, one bias per unit."""
+    m = cnnlab.create_model("lenet1989")
+    p = cnnlab.profile("lenet1989")
+    assert p.params == 9_760
+    units = 16 * 16 + 12 * 8 * 8 + 12 * 4 * 4 + 30 + 10
+    assert units == 1_256
+    biases = 12 * 8 * 8 + 12 * 4 * 4 + 30 + 10
+    assert p.macs + biases == 64_660
+    assert m.features.h1_bias.bias.shape == (12, 8, 8)
+    assert all(len(r) == 8 for r in m.features.h2.table)
+    x = torch.randn(3, 1, 16, 16)
+    assert m(x).shape == (3, 10)
+    with pytest.raises(ValueError, match="16x16"):
+        m(torch.randn(1, 1, 28, 28))
+
+
+def test_lenet1989_partial_connections_are_real():
+    """An H2 map does not see the 4 H1 maps outside its row of the table."""
+    m = cnnlab.create_model("lenet1989").eval()
+    weight, bias = m.features.h2.dense_weight()
+    assert bias is None and weight.shape == (12, 12, 5, 5)
+    for j, row in enumerate(m.features.h2.table):
+        unused = [i for i in range(12) if i not in row]
+        assert len(unused) == 4 and weight[j, unused].abs().sum() == 0
+        assert weight[j, list(row)].abs().sum() > 0
+
+
+def test_lenet1_counts():
+    """LeCun et al. 1990: 4,635 units, 98,442 connections, 2,578 independent parameters."""
+    p = cnnlab.profile("lenet1")
+    assert p.params == 2_578
+    units = 28 * 28 + 4 * 24 * 24 + 4 * 12 * 12 + 12 * 8 * 8 + 12 * 4 * 4 + 10 + 1  # + bias unit
+    assert units == 4_635
+    bias_links = 4 * 24 * 24 + 12 * 8 * 8 + 10
+    pool_links = 5 * (4 * 12 * 12 + 12 * 4 * 4)  # four inputs and a bias per averaging unit
+    assert p.macs + bias_links + pool_links == 98_442
+    m = cnnlab.create_model("lenet1", num_classes=3)
+    assert m(torch.randn(2, 1, 28, 28)).shape == (2, 3)
