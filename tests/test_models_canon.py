@@ -167,3 +167,36 @@ def test_lenet1_counts():
     assert p.macs + bias_links + pool_links == 98_442
     m = cnnlab.create_model("lenet1", num_classes=3)
     assert m(torch.randn(2, 1, 28, 28)).shape == (2, 3)
+
+
+# --- NASNet-A's other sizes (Zoph et al. 2018, Tables 1-2) ------------------------------
+def test_nasnet_cifar_stack(meta_model):
+    m = meta_model("nasnet_a_cifar_6_768")
+    names = list(m.cells)
+    assert not any(n.startswith("cell_stem") for n in names)
+    assert sum(n.startswith("cell_") for n in names) == 18
+    assert [n for n in names if n.startswith("reduction")] == ["reduction_cell_0",
+                                                                "reduction_cell_1"]
+    assert m.conv0.conv.stride == (1, 1) and m.conv0.conv.out_channels == 96
+    assert [f["reduction"] for f in m.feature_info] == [1, 2, 4]
+    assert m.feature_info[-1]["channels"] == 768  # "6 @ 768": F in the penultimate layer
+    assert m(_meta(32, batch=2)).shape == (2, 10)
+    assert cnnlab.profile("nasnet_a_cifar_6_768").params == 3_346_538
+
+
+def test_nasnet_cifar_trains_with_aux_head():
+    torch.manual_seed(0)
+    m = cnnlab.create_model("nasnet_a_cifar_6_768", num_classes=4, aux_head=True,
+                            aux_input_size=16)
+    logits, aux = m.train()(torch.randn(2, 3, 16, 16))  # the aux head reads the 8x8 map
+    assert logits.shape == aux.shape == (2, 4)
+    (logits.sum() + aux.sum()).backward()
+    assert m.aux_head.fc.weight.grad is not None
+
+
+@pytest.mark.parametrize("name,penultimate", [("nasnet_a_5_1536", 1536),
+                                              ("nasnet_a_7_1920", 1920)])
+def test_nasnet_imagenet_sizes(name, penultimate, meta_model):
+    m = meta_model(name)
+    assert m.feature_info[-1]["channels"] == penultimate
+    assert [f["reduction"] for f in m.feature_info] == [2, 4, 8, 16, 32]
