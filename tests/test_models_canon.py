@@ -200,3 +200,31 @@ def test_nasnet_imagenet_sizes(name, penultimate, meta_model):
     m = meta_model(name)
     assert m.feature_info[-1]["channels"] == penultimate
     assert [f["reduction"] for f in m.feature_info] == [2, 4, 8, 16, 32]
+
+
+# --- DenseNet-B, -C, -264 (Huang et al. 2017) -------------------------------------------
+def test_densenet_b_and_c_are_the_papers_halves_of_bc():
+    from cnnlab.layers.dense import Transition
+
+    b = build_on_meta("densenet_b", depth=100, k=12)
+    c = build_on_meta("densenet_c", depth=40, k=12)
+    bc = build_on_meta("densenet_bc_100_12")
+    assert [len(x.block1.layers) for x in (b, c)] == [16, 12]
+    trans = [m for m in b.modules() if isinstance(m, Transition)]
+    assert all(t.conv.out_channels == t.conv.in_channels for t in trans)  # B: no compression
+    trans = [m for m in c.modules() if isinstance(m, Transition)]
+    assert all(t.conv.out_channels == t.conv.in_channels // 2 for t in trans)  # C: θ = 0.5
+    assert b.conv.out_channels == c.conv.out_channels == 16 and bc.conv.out_channels == 24
+    # bottleneck layers: a 1x1 to 4k maps before each 3x3 in B, none in C
+    one_by_one = lambda m: [x for x in m.block1.modules()  # noqa: E731
+                            if isinstance(x, nn.Conv2d) and x.kernel_size == (1, 1)]
+    assert len(one_by_one(b)) == 16 and all(x.out_channels == 48 for x in one_by_one(b))
+    assert one_by_one(c) == []
+    with pytest.raises(ValueError, match="6n"):
+        cnnlab.create_model("densenet_b", depth=101)
+
+
+def test_densenet264_table1(meta_model):
+    m = meta_model("densenet264")
+    assert [len(getattr(m, f"block{i}").layers) for i in range(1, 5)] == [6, 12, 64, 48]
+    assert cnnlab.profile("densenet264").params == 33_337_704
