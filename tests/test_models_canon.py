@@ -228,3 +228,22 @@ def test_densenet264_table1(meta_model):
     m = meta_model("densenet264")
     assert [len(getattr(m, f"block{i}").layers) for i in range(1, 5)] == [6, 12, 64, 48]
     assert cnnlab.profile("densenet264").params == 33_337_704
+
+
+# --- ShuffleNet v1 with SE (Zhang et al. 2018, Table 5) ---------------------------------
+def test_shufflenet_v1_se_gates_every_branch():
+    from cnnlab.layers.se import SqueezeExcite
+    from cnnlab.models.shufflenet import ShuffleV1Unit
+
+    m = build_on_meta("shufflenet_v1", width_mult=2.0, se=True)
+    units = [u for u in m.modules() if isinstance(u, ShuffleV1Unit)]
+    assert len(units) == 16 and all(isinstance(u.se, SqueezeExcite) for u in units)
+    assert units[0].se.channels == 480 - 48 and units[0].se.reduced_channels == 27
+    plain = cnnlab.profile("shufflenet_v1", width_mult=2.0).macs
+    assert plain < cnnlab.profile("shufflenet_v1", width_mult=2.0, se=True).macs < plain + 3e6
+    torch.manual_seed(0)
+    unit = ShuffleV1Unit(48, 48, 3, 1, se=True).eval()
+    x = torch.randn(2, 48, 6, 6)
+    y = unit(x)
+    unit.se.conv_expand.bias.data.fill_(-1e4)  # a closed gate leaves only the shortcut
+    assert torch.allclose(unit(x), torch.relu(x)) and not torch.allclose(y, torch.relu(x))
