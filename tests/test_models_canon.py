@@ -247,3 +247,25 @@ def test_shufflenet_v1_se_gates_every_branch():
     y = unit(x)
     unit.se.conv_expand.bias.data.fill_(-1e4)  # a closed gate leaves only the shortcut
     assert torch.allclose(unit(x), torch.relu(x)) and not torch.allclose(y, torch.relu(x))
+
+
+# --- Xception / Inception v3 "with FC layers" (Chollet 2017, Table 2) -------------------
+@pytest.mark.parametrize("name,base", [("xception_fc", "xception"),
+                                       ("inception_v3_fc", "inception_v3")])
+def test_fc_layer_heads(name, base):
+    from cnnlab.models.base import FCHead
+
+    m = build_on_meta(name)
+    assert isinstance(m.head, FCHead)
+    linear = [x for x in m.head.hidden if isinstance(x, nn.Linear)] + [m.head.fc]
+    assert [(x.in_features, x.out_features) for x in linear] == [
+        (2048, 4096), (4096, 4096), (4096, 1000)]
+    assert sum(isinstance(x, nn.ReLU) for x in m.head.hidden) == 2
+    hidden = (2048 * 4096 + 4096) + (4096 * 4096 + 4096)
+    wider_classifier = (4096 - 2048) * 1000
+    assert cnnlab.profile(name).params - cnnlab.profile(base).params == hidden + wider_classifier
+    assert m.num_features == 4096
+    x = _meta(299, batch=2)
+    assert m.forward_head(m.forward_features(x), pre_logits=True).shape == (2, 4096)
+    m.reset_classifier(17000)  # JFT's 17,000 classes
+    assert m(x).shape == (2, 17000)
