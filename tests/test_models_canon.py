@@ -269,3 +269,24 @@ def test_fc_layer_heads(name, base):
     assert m.forward_head(m.forward_features(x), pre_logits=True).shape == (2, 4096)
     m.reset_classifier(17000)  # JFT's 17,000 classes
     assert m(x).shape == (2, 17000)
+
+
+# --- recipes the decks state (SqueezeNet, NIN, BN-Inception) -----------------------------
+def test_canon_recipes():
+    from cnnlab.train.config import RECIPES, recipe_for
+    from cnnlab.train.optim import Schedule
+
+    sq = RECIPES["squeezenet"].config()
+    assert (sq.lr, sq.schedule, sq.power, sq.iters, sq.batch_size) == (0.04, "poly", 1.0,
+                                                                        170000, 512)
+    lr = Schedule(sq, 100, sq.iters).lr  # "we linearly decrease the learning rate"
+    assert lr(0) == 0.04 and lr(85000) == pytest.approx(0.02) and lr(170000) == 0.0
+    nin = RECIPES["nin"].config()
+    assert nin.schedule == "plateau" and nin.gamma == 0.1 and nin.batch_size == 128
+    bn, base = RECIPES["bn_inception"].config(), RECIPES["googlenet"].config()
+    assert bn.lr == 0.0075 and bn.weight_decay == base.weight_decay / 5
+    assert bn.schedule == "step" and bn.gamma == 0.96 and bn.step_size == 8 / 6  # 6x faster
+    assert "pca" not in bn.augment and "pca" in base.augment
+    assert [recipe_for(n) for n in ("squeezenet1_0", "nin_cifar10", "bn_inception",
+                                    "inception_v3")] == ["squeezenet", "nin", "bn_inception",
+                                                         "googlenet"]
