@@ -290,3 +290,14 @@ def test_canon_recipes():
     assert [recipe_for(n) for n in ("squeezenet1_0", "nin_cifar10", "bn_inception",
                                     "inception_v3")] == ["squeezenet", "nin", "bn_inception",
                                                          "googlenet"]
+
+
+def test_resnext_table4_two_times_complexity():
+    """Table 4: ResNet-200, ResNet-101 wider (1 x 100d), ResNeXt-101 2 x 64d and 64 x 4d all
+    cost about twice ResNet-101 (1 x 64d)."""
+    base = cnnlab.profile("resnet101", stride_in_1x1=False).macs
+    for name in ("preact_resnet200", "resnext101_1x100d", "resnext101_2x64d",
+                 "resnext101_64x4d"):
+        assert 1.85 < cnnlab.profile(name).macs / base < 2.05, name
+    m = build_on_meta("resnext101_1x100d")
+    assert m.conv2_x[0].conv2.conv.out_channels == 100 and m.conv2_x[0].conv2.conv.groups == 1

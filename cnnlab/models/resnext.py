@@ -49,6 +49,7 @@ CONFIGS = {
     (50, 32, 4): [{"params": "25.0M", "macs": "4.2G", "table": "Table 1"}],
     (101, 2, 40): [], (101, 4, 24): [], (101, 8, 14): [],
     (101, 32, 4): [],
+    (101, 1, 100): [],  # Table 4, 2× complexity: "ResNet-101, wider" (1 × 100d)
     (101, 2, 64): [],  # Table 4, 2× complexity
     (101, 64, 4): [{"params": "83.6M", "macs": "31.5G", "input_size": (3, 320, 320),
                     "exact_params": 83_455_272, "table": "Table 5",
