@@ -301,3 +301,33 @@ def test_resnext_table4_two_times_complexity():
         assert 1.85 < cnnlab.profile(name).macs / base < 2.05, name
     m = build_on_meta("resnext101_1x100d")
     assert m.conv2_x[0].conv2.conv.out_channels == 100 and m.conv2_x[0].conv2.conv.groups == 1
+
+
+# --- preprocessing fitted on the training split (NIN's ZCA, AlexNet's mean image) --------
+def test_zca_whitening_and_mean_image(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from cnnlab.data.whiten import MeanImage, ZCAWhitening
+
+    g = torch.Generator().manual_seed(0)
+    mix = torch.randn(12, 12, generator=g)  # correlated pixels
+    train = (torch.randn(2000, 12, generator=g) @ mix).view(2000, 3, 2, 2) + 0.5
+    zca = ZCAWhitening.fit(train, eps=1e-6)
+    white = zca(train).flatten(1).double()
+    cov = white.T @ white / len(white)
+    assert torch.allclose(white.mean(0), torch.zeros(12, dtype=torch.float64), atol=1e-3)
+    assert torch.allclose(cov, torch.eye(12, dtype=torch.float64), atol=1e-2)
+    assert torch.allclose(zca.matrix, zca.matrix.T, atol=1e-5)  # zero-phase: W symmetric
+    mean = MeanImage.fit(train)
+    assert mean(train).mean(0).abs().max() < 1e-5
+    u8 = torch.randint(0, 256, (5, 1, 3, 3), dtype=torch.uint8, generator=g)
+    assert torch.allclose(MeanImage.fit(u8).mean, u8.float().div(255).mean(0), atol=1e-6)
+    # the fitted transform travels in a safetensors checkpoint with the model
+    model = nn.Sequential(zca, nn.Flatten(), nn.Linear(12, 2))
+    save_file(model.state_dict(), str(tmp_path / "m.safetensors"))
+    fresh = nn.Sequential(ZCAWhitening((3, 2, 2)), nn.Flatten(), nn.Linear(12, 2))
+    fresh.load_state_dict(load_file(str(tmp_path / "m.safetensors")))
+    test = torch.randn(4, 3, 2, 2, generator=g)
+    assert torch.equal(fresh(test), model(test))
+    with pytest.raises(ValueError, match="eps"):
+        ZCAWhitening.fit(train, eps=0)
