@@ -207,7 +207,8 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "BN-x5: the Inception recipe with 5x the learning rate (0.0075), L2 weight decay "
         "reduced 5x (here the googlenet recipe's 2e-4 / 5), lr decay 6x faster (4 % every "
         "8/6 epochs), no dropout (the model's drop_rate is 0), no LRN (the model has none), "
-        "training data shuffled every epoch, fewer photometric distortions (no PCA colour)"),
+        "training data shuffled every epoch, fewer photometric distortions (no PCA colour); "
+        "batch 32 and 100 epochs are this config's, not the paper's"),
     Recipe("googlenet", "Szegedy et al. 2015, Sec. 6", dict(
         epochs=250, batch_size=128, lr=0.01, optimizer="sgd", momentum=0.9, weight_decay=2e-4,
         schedule="googlenet", aux_weight=0.3, augment="scale:1.0-1.5,flip,pca:0.1"),
