@@ -53,6 +53,24 @@ class ClassifierHead(nn.Module):
         return x if pre_logits else self.fc(x)
 
 
+class FCHead(ClassifierHead):
+    """Global pooling, fully connected hidden layers with ReLU, dropout, then the classifier:
+    the "with FC layers" heads of Xception's JFT comparison, two layers of 4096 units before
+    the logistic regression layer (Chollet 2017, Sec. 4.5). ``pre_logits`` gives the last
+    hidden layer's output."""
+
+    def __init__(self, in_features: int, num_classes: int, hidden=(4096, 4096),
+                 pool: str = "avg", drop_rate: float = 0.0):
+        super().__init__(hidden[-1] if hidden else in_features, num_classes, pool, drop_rate)
+        dims = [in_features, *hidden]
+        self.hidden = nn.Sequential(*[m for a, b in zip(dims, dims[1:])
+                                      for m in (nn.Linear(a, b), nn.ReLU(inplace=True))])
+
+    def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.drop(self.hidden(self.flatten(self.pool(x))))
+        return x if pre_logits else self.fc(x)
+
+
 def default_init(model: nn.Module) -> None:
     """He et al. 2015 ("Delving deep") normal init over each filter's fan-out, for
     convolutions; BN/GN at identity; linear layers N(0, 0.01).

@@ -31,6 +31,7 @@ IMAGENET = {
     169: (32, 64, [6, 12, 32, 32]),
     201: (32, 64, [6, 12, 48, 32]),
     161: (48, 96, [6, 12, 36, 24]),
+    264: (32, 64, [6, 12, 64, 48]),  # in Table 1, not trained in the paper
 }
 # params as in the authors' released models (Table 1 gives the layout only); top-1 = 100 −
 # Table 3's single-crop top-1 error
@@ -109,13 +110,42 @@ def densenet_cifar(bc, depth, k, num_classes=10, in_chans=3, drop_rate=0.0, conv
                     num_classes, in_chans, drop_rate, conv_drop_rate, memory_efficient)
 
 
+_D264 = {"params": 33_337_704, "table": "count (Table 1 gives the layout only)",
+         "note": "DenseNet-264 was not trained or released by the authors, so no paper prints "
+                 "its size; this is the exact count of Table 1's layout"}
 for _depth, (_k, _, _layers) in IMAGENET.items():
-    _params, _top1 = IMAGENET_REFS[_depth]
+    _ref = _D264 if _depth == 264 else {
+        "params": IMAGENET_REFS[_depth][0], "top1": IMAGENET_REFS[_depth][1],
+        "table": "Table 1 (layout), Table 3 (top-1)"}
     register_model(densenet_imagenet, name=f"densenet{_depth}", fixed={"depth": _depth},
-                   paper=DENSENET, reference={"params": _params, "top1": _top1,
-                                              "table": "Table 1 (layout), Table 3 (top-1)"},
+                   paper=DENSENET, reference=_ref,
                    doc=f"DenseNet-{_depth} (k = {_k}) for ImageNet (Huang et al. 2017, "
                        f"Table 1): dense blocks of {_layers} layers.")
+def densenet_b(depth=100, k=12, num_classes=10, in_chans=3, drop_rate=0.0, conv_drop_rate=0.0,
+               memory_efficient=False):
+    """DenseNet-B for CIFAR (Huang et al. 2017, Sec. 3, "Bottleneck layers"): each layer a
+    BN-ReLU-Conv(1×1, 4k)-BN-ReLU-Conv(3×3, k), (L − 4)/6 layers per block, no compression,
+    a 16-map first convolution (2k is for DenseNet-BC only)."""
+    check_arg(isinstance(depth, int) and depth >= 10 and (depth - 4) % 6 == 0,
+              f"DenseNet-B's depth L must be 6n + 4, got {depth!r}")
+    n = (depth - 4) // 6
+    return DenseNet([n] * 3, k, 16, True, 1.0, "cifar", num_classes, in_chans, drop_rate,
+                    conv_drop_rate, memory_efficient)
+
+
+def densenet_c(depth=40, k=12, num_classes=10, in_chans=3, drop_rate=0.0, conv_drop_rate=0.0,
+               memory_efficient=False):
+    """DenseNet-C for CIFAR (Sec. 3, "Compression"): transitions keep θ = 0.5 of the maps,
+    plain 3×3 layers, (L − 4)/3 per block, a 16-map first convolution."""
+    check_arg(isinstance(depth, int) and depth >= 7 and (depth - 4) % 3 == 0,
+              f"DenseNet-C's depth L must be 3n + 4, got {depth!r}")
+    n = (depth - 4) // 3
+    return DenseNet([n] * 3, k, 16, False, 0.5, "cifar", num_classes, in_chans, drop_rate,
+                    conv_drop_rate, memory_efficient)
+
+
+for _fn in (densenet_b, densenet_c):
+    register_model(_fn, paper=DENSENET, input_size=(3, 32, 32), num_classes=10)
 for (_bc, _depth, _k), _params in CIFAR.items():
     register_model(densenet_cifar, name=f"densenet_{'bc_' if _bc else ''}{_depth}_{_k}",
                    fixed={"bc": _bc, "depth": _depth, "k": _k}, paper=DENSENET,

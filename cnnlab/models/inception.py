@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnlab.layers.inception import BasicConv, Branches, conv, googlenet_module, make_branch, pool
-from cnnlab.models.base import AuxHeadNet, ClassifierHead, ConvNet
+from cnnlab.models.base import AuxHeadNet, ClassifierHead, ConvNet, FCHead
 from cnnlab.registry import Paper, register_model
 
 BN_INCEPTION = Paper("Batch Normalization: Accelerating Deep Network Training by Reducing "
@@ -159,7 +159,8 @@ class InceptionV3(AuxHeadNet):
 
     min_input_size = 75
 
-    def __init__(self, num_classes=1000, in_chans=3, drop_rate=0.2, aux_logits=False):
+    def __init__(self, num_classes=1000, in_chans=3, drop_rate=0.2, aux_logits=False,
+                 fc_layers=False):
         super().__init__()
         self.num_classes = num_classes
         self.aux_loss_weight = 0.4  # TF-slim's weight for the auxiliary loss
@@ -178,7 +179,8 @@ class InceptionV3(AuxHeadNet):
                              dict(module="features.mixed6e", reduction=16, channels=768),
                              dict(module="features.mixed7c", reduction=32, channels=c)]
         self.aux = AuxHeadV3(aux_chs, num_classes) if aux_logits else None
-        self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
+        self.head = FCHead(c, num_classes, drop_rate=drop_rate) if fc_layers else \
+            ClassifierHead(c, num_classes, drop_rate=drop_rate)
 
     def reset_classifier(self, num_classes: int) -> None:
         super().reset_classifier(num_classes)
@@ -220,3 +222,11 @@ def inception_v3(num_classes=1000, in_chans=3, drop_rate=0.2, aux_logits=False):
     """Inception v3 as released (Table 1, Figs. 5–7, 10). ``aux_logits=True`` adds the
     BN-auxiliary classifier (Sec. 7), returned in training mode only as ``(main, aux)``."""
     return InceptionV3(num_classes, in_chans, drop_rate, aux_logits)
+
+
+@register_model(paper=INCEPTION_V3, input_size=(3, 299, 299))
+def inception_v3_fc(num_classes=1000, in_chans=3, drop_rate=0.0, aux_logits=False):
+    """Inception v3 "with FC layers", the baseline of Xception's JFT comparison (Chollet 2017,
+    Table 2, Sec. 4.5): two fully connected layers of 4096 units before the classifier, no
+    auxiliary tower by default. JFT has 17,000 classes: ``num_classes=17000``."""
+    return InceptionV3(num_classes, in_chans, drop_rate, aux_logits, fc_layers=True)

@@ -1,4 +1,12 @@
-"""LeNet-5 (LeCun et al. 1998) and the two LeNets Han et al. prune (2015, 2016).
+"""The LeNets: the 1989 zip-code network, LeNet-1 (1990), LeNet-5 (LeCun et al. 1998) and
+the two LeNets Han et al. prune (2015, 2016).
+
+LeNet 1989 (LeCun et al. 1989, Sec. 5): 16×16 input, H1 = 12 maps 8×8 (5×5 kernels, stride
+2), H2 = 12 maps 4×4, each reading 8 of the 12 H1 maps, H3 = 30 units, 10 outputs, scaled tanh
+throughout. Kernels are shared within a map but every unit of H1 and H2 has its own bias:
+1,256 units, 64,660 connections, 9,760 free parameters. LeNet-1 (LeCun et al. 1990, the
+"LeNet 1" of the 1995/1998 comparisons): 28×28 input, 4 maps 24×24, averaging to 12×12,
+12 maps 8×8, averaging to 4×4, 10 outputs: 4,635 units, 98,442 connections, 2,578 parameters.
 
 LeCun's LeNet-5 is C1-S2-C3-S4-C5-F6 with an Euclidean RBF output (Sec. II.B): trainable
 sub-sampling (a coefficient and a bias per map), C3's partial connection table (Table I), a
@@ -20,6 +28,10 @@ from cnnlab.registry import Paper, register_model
 
 LECUN_1998 = Paper("Gradient-Based Learning Applied to Document Recognition",
                    "LeCun, Bottou, Bengio, Haffner", 1998)
+ZIP_1989 = Paper("Backpropagation Applied to Handwritten Zip Code Recognition",
+                 "LeCun, Boser, Denker, Henderson, Howard, Hubbard, Jackel", 1989)
+LENET1_1990 = Paper("Handwritten Digit Recognition with a Back-Propagation Network",
+                    "LeCun, Boser, Denker, Henderson, Howard, Hubbard, Jackel", 1990)
 HAN_2015 = Paper("Learning both Weights and Connections for Efficient Neural Networks",
                  "Han, Pool, Tran, Dally", 2015, "1506.02626")
 
@@ -30,6 +42,16 @@ C3_TABLE = [
     (0, 1, 3, 4), (1, 2, 4, 5), (0, 2, 3, 5),
     (0, 1, 2, 3, 4, 5),
 ]
+
+
+# LeNet 1989, H2: the 8 H1 maps each H2 map reads. The paper chooses them "according to a
+# scheme that will not be described here"; any 8-of-12 choice gives its counts, so this is a
+# cyclic one.
+H2_TABLE_1989 = [tuple((j + i) % 12 for i in range(8)) for j in range(12)]
+# LeNet-1, H3: the H2 maps each H3 map reads. The paper prints the totals only (2,578
+# parameters leave 20 5×5 kernels between the 4 H2 and the 12 H3 maps); this table has 20.
+H3_TABLE_LENET1 = [(0,), (1,), (2,), (3,), (0, 1), (1, 2), (2, 3), (3, 0), (0, 2), (1, 3),
+                   (0, 1), (2, 3)]
 
 
 class ScaledTanh(nn.Module):
@@ -64,11 +86,12 @@ class PartialConv(nn.Module):
     kernels.
     """
 
-    def __init__(self, table, kernel_size: int = 5):
+    def __init__(self, table, kernel_size: int = 5, stride: int = 1, padding: int = 0,
+                 bias: bool = True, in_maps: int | None = None):
         super().__init__()
         self.table = [tuple(r) for r in table]
-        self.in_maps = max(max(r) for r in table) + 1
-        self.kernel_size = kernel_size
+        self.in_maps = in_maps or max(max(r) for r in table) + 1
+        self.kernel_size, self.stride, self.padding, self.bias = kernel_size, stride, padding, bias
         self.sizes = sorted({len(r) for r in table})
         self.convs = nn.ModuleList()
         rows_out, rows_in, order = [], [], []
@@ -77,7 +100,8 @@ class PartialConv(nn.Module):
             order += rows
             self.register_buffer(f"index{n}", torch.tensor([c for i in rows for c in table[i]]),
                                  persistent=False)
-            self.convs.append(nn.Conv2d(n * len(rows), len(rows), kernel_size, groups=len(rows)))
+            self.convs.append(nn.Conv2d(n * len(rows), len(rows), kernel_size, stride, padding,
+                                        groups=len(rows), bias=bias))
             rows_out += [i for i in rows for _ in table[i]]
             rows_in += [c for i in rows for c in table[i]]
         # the inverse permutation, in Python: argsort on meta imports torch's meta registry
@@ -87,12 +111,14 @@ class PartialConv(nn.Module):
         self.register_buffer("rows_in", torch.tensor(rows_in), persistent=False)
         self.register_buffer("bias_order", torch.tensor(order), persistent=False)
 
-    def dense_weight(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def dense_weight(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The 16×6×k×k weight and 16 biases Table I's connections amount to."""
         k = self.kernel_size
         flat = torch.cat([c.weight.reshape(-1, k, k) for c in self.convs])
         weight = flat.new_zeros(len(self.table), self.in_maps, k, k)
         weight = weight.index_put((self.rows_out, self.rows_in), flat)
+        if not self.bias:
+            return weight, None
         bias = torch.cat([c.bias for c in self.convs]).new_zeros(len(self.table)).index_put(
             (self.bias_order,), torch.cat([c.bias for c in self.convs]))
         return weight, bias
@@ -106,7 +132,18 @@ class PartialConv(nn.Module):
         if not is_symbolic(x) and x.is_meta:
             return self.forward_grouped(x)
         weight, bias = self.dense_weight()
-        return F.conv2d(x, weight, bias)
+        return F.conv2d(x, weight, bias, self.stride, self.padding)
+
+
+class UnitBias(nn.Module):
+    """A bias of its own for every unit of a map (LeNet 1989: kernels shared, biases not)."""
+
+    def __init__(self, channels: int, height: int, width: int):
+        super().__init__()
+        self.bias = nn.Parameter(torch.zeros(channels, height, width))
+
+    def forward(self, x):
+        return x + self.bias
 
 
 class RBFOutput(nn.Module):
@@ -175,6 +212,63 @@ class LeNet5(ConvNet):
         self.num_classes = num_classes
 
 
+class _FixedInput(ConvNet):
+    image_size = 28
+
+    def input_error(self, x):
+        n = self.image_size
+        if min(x.shape[-2:]) < n:
+            return super().input_error(x)
+        if tuple(x.shape[-2:]) != (n, n):  # the first fully connected layer fixes the size
+            return f"{self.display_name} needs {n}x{n} inputs, got {tuple(x.shape[-2:])}"
+        return None
+
+    def forward_features(self, x):
+        return self.features(x)
+
+
+class LeNet1989(_FixedInput):
+    """LeCun et al. 1989 (Sec. 5, Fig. 3). The paper's output units are tanh units trained
+    on ±1 targets; here they are linear logits for a cross-entropy loss (same parameters)."""
+
+    image_size = min_input_size = 16
+
+    def __init__(self, num_classes=10, in_chans=1, drop_rate=0.0):
+        super().__init__()
+        self.num_classes = num_classes
+        # stride 2 with 2 pixels of padding: 16×16 -> 8×8 -> 4×4, as the paper's maps
+        self.features = nn.Sequential(OrderedDict(
+            h1=nn.Conv2d(in_chans, 12, 5, 2, 2, bias=False), h1_bias=UnitBias(12, 8, 8),
+            act1=ScaledTanh(),
+            h2=PartialConv(H2_TABLE_1989, 5, stride=2, padding=2, bias=False, in_maps=12),
+            h2_bias=UnitBias(12, 4, 4), act2=ScaledTanh()))
+        self.h3 = nn.Sequential(nn.Flatten(1), nn.Linear(192, 30), ScaledTanh())
+        self.head = ClassifierHead(30, num_classes, pool="", drop_rate=drop_rate)
+        self.feature_info = [dict(module="features.act1", reduction=2, channels=12),
+                             dict(module="features.act2", reduction=4, channels=12)]
+
+    def forward_head(self, x, pre_logits=False):
+        return self.head(self.h3(x), pre_logits=pre_logits)
+
+
+class LeNet1(_FixedInput):
+    """LeCun et al. 1990 (Fig. 3): convolutions and trainable 2×2 averaging (a coefficient
+    and a bias per map, as LeNet-5's), scaled tanh, a linear output layer."""
+
+    image_size = min_input_size = 28
+
+    def __init__(self, num_classes=10, in_chans=1, drop_rate=0.0):
+        super().__init__()
+        self.num_classes = num_classes
+        self.features = nn.Sequential(OrderedDict(
+            h1=nn.Conv2d(in_chans, 4, 5), act1=ScaledTanh(), h2=SubSampling(4),
+            act2=ScaledTanh(), h3=PartialConv(H3_TABLE_LENET1, 5, in_maps=4),
+            act3=ScaledTanh(), h4=SubSampling(12), act4=ScaledTanh()))
+        self.head = ClassifierHead(192, num_classes, pool="flatten", drop_rate=drop_rate)
+        self.feature_info = [dict(module="features.act2", reduction=2, channels=4),
+                             dict(module="features.act4", reduction=4, channels=12)]
+
+
 class MLP(ConvNet):
     """LeNet-300-100: 784-300-100-10, ReLU (Han et al. 2015, Table 1)."""
 
@@ -232,6 +326,23 @@ class CaffeLeNet(ConvNet):
 
     def forward_head(self, x, pre_logits=False):
         return self.head(self.fc1(x), pre_logits=pre_logits)
+
+
+@register_model(paper=ZIP_1989, input_size=(1, 16, 16), num_classes=10, reference={
+    "params": 9_760, "table": "Sec. 5 (1,256 units, 64,660 connections, 9,760 free "
+                              "parameters)", "top1": 95.0})
+def lenet1989(num_classes=10, in_chans=1, drop_rate=0.0):
+    """LeNet 1989, the zip-code network: 16×16 input, tanh, 7,291 training and 2,007 test
+    digits, 5.0 % test error; 9,760 free parameters."""
+    return LeNet1989(num_classes, in_chans, drop_rate)
+
+
+@register_model(paper=LENET1_1990, input_size=(1, 28, 28), num_classes=10, reference={
+    "params": 2_578, "table": "Sec. 4 (4,635 units, 98,442 connections, 2,578 independent "
+                              "parameters)", "top1": 98.3})
+def lenet1(num_classes=10, in_chans=1, drop_rate=0.0):
+    """LeNet-1 (LeCun et al. 1990; 1.7 % MNIST test error in LeCun et al. 1998, Fig. 9)."""
+    return LeNet1(num_classes, in_chans, drop_rate)
 
 
 @register_model(paper=LECUN_1998, input_size=(1, 32, 32), num_classes=10, reference={

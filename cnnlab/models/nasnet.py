@@ -52,6 +52,14 @@ CONFIGS = {
     "mobile": dict(num_cells=4, penultimate_filters=1056, stem_filters=32, skip_reduction=False),
     "large": dict(num_cells=6, penultimate_filters=4032, stem_filters=96, skip_reduction=True),
 }
+# Table 1 (CIFAR-10): no stem cells, a 3×3 stride-1 stem convolution of 3 f filters
+# (TF-slim nasnet_cifar: stem_multiplier 3), 32×32 input, no dropout before the classifier
+CIFAR_CONFIGS = {(6, 768): 3.3, (7, 2304): 27.6}
+# Table 2's other ImageNet sizes. The paper's "1538" is not a multiple of the 24 f channels
+# the last cells concatenate; 1536 (f = 64) is the nearest network of Fig. 2. The paper gives
+# neither size's stem width: the mobile network's 32 is used.
+IMAGENET_SIZES = {(5, 1536): ("10.9M", "2.35B", 78.6, 94.2),
+                  (7, 1920): ("22.6M", "4.93B", 80.8, 95.3)}
 
 
 class AuxHead(nn.Module):
@@ -84,8 +92,10 @@ class NASNet(ConvNet):
     def __init__(self, num_cells=4, penultimate_filters=1056, stem_filters=32,
                  skip_reduction=False, normal=NASNET_A_NORMAL, reduction=NASNET_A_REDUCTION,
                  num_classes=1000, in_chans=3, drop_rate=0.5, drop_path_rate=0.0,
-                 aux_head=False, aux_input_size=224):
+                 aux_head=False, aux_input_size=224, stem="imagenet"):
         super().__init__()
+        check_arg(stem in ("imagenet", "cifar"), f"stem must be 'imagenet' or 'cifar', got "
+                                                 f"{stem!r}")
         check_arg(isinstance(num_cells, int) and num_cells >= 1,
                   f"num_cells must be a positive int, got {num_cells!r}")
         # the last normal cells concatenate len(concat) states of 4 f channels each
@@ -98,11 +108,14 @@ class NASNet(ConvNet):
                                            f"{drop_path_rate}")
         self.num_classes = num_classes
         filters = penultimate_filters // per
-        self.conv0 = ConvNormAct(in_chans, stem_filters, 3, 2, padding=0, act=None)
+        cifar = stem == "cifar"
+        # CIFAR (Sec. 4.1, TF-slim nasnet_cifar): a 3×3 stride-1 convolution and no stem cells
+        self.conv0 = ConvNormAct(in_chans, stem_filters, 3, 1 if cifar else 2,
+                                 padding=1 if cifar else 0, act=None)
         self.cells = nn.ModuleDict()
         # channels and reduction of every output so far; cells read the last one as h_i
-        outs = [(stem_filters, 2)]
-        self.add_feature("conv0", 2, stem_filters)
+        outs = [(stem_filters, 1 if cifar else 2)]
+        self.add_feature("conv0", outs[0][1], stem_filters)
         self._prev = {}  # cell name -> index into outputs of its h_{i-1} (None: none)
         self.min_input_size = 3
 
@@ -118,8 +131,9 @@ class NASNet(ConvNet):
             outs.append((cell.out_channels, r))
             self.add_feature(f"cells.{name}", r, cell.out_channels)
 
-        add("cell_stem_0", reduction, filters // 4, True, None)
-        add("cell_stem_1", reduction, filters // 2, True, 0)
+        if not cifar:
+            add("cell_stem_0", reduction, filters // 4, True, None)
+            add("cell_stem_1", reduction, filters // 2, True, 0)
         self.aux_head, self._aux_after = None, None
         for stack in range(3):
             scale = 2 ** stack
@@ -130,17 +144,18 @@ class NASNet(ConvNet):
                         len(outs) - 2)
                     prev = len(outs) - (3 if skip_reduction else 2)
                 else:
-                    prev = len(outs) - 2
+                    prev = len(outs) - 2 if len(outs) > 1 else None
                 add(f"cell_{n}", normal, filters * scale, False, prev)
             if stack == 1 and aux_head:
                 # the kernel of its last conv is the size of the map it gets (TF-slim)
-                size = -(-((aux_input_size - 3) // 2 + 1) // 8)
+                size = -(-aux_input_size // 2) if cifar else \
+                    -(-((aux_input_size - 3) // 2 + 1) // 8)
                 check_arg(size >= 5, f"aux_head needs aux_input_size >= 67, got "
                                      f"{aux_input_size}")
                 self.aux_head = AuxHead(outs[-1][0], size, num_classes)
                 self._aux_after = f"cell_{n}"
         self.act = nn.ReLU()
-        self.add_feature("act", 32, outs[-1][0])
+        self.add_feature("act", outs[-1][1], outs[-1][0])
         self.head = ClassifierHead(outs[-1][0], num_classes, drop_rate=drop_rate)
 
     def _run(self, x, with_aux: bool):
@@ -189,3 +204,41 @@ def nasnet_a_large(num_classes=1000, in_chans=3, drop_rate=0.5, drop_path_rate=0
     """NASNet-A (6 @ 4032) at 331 px (Table 2); ``aux_head`` is sized for ``aux_input_size``."""
     return _nasnet("large", num_classes, in_chans, drop_rate, drop_path_rate, aux_head,
                    aux_input_size)
+
+
+def nasnet_a(num_cells, penultimate_filters, num_classes=1000, in_chans=3, drop_rate=0.5,
+             drop_path_rate=0.0, aux_head=False, aux_input_size=299, stem="imagenet"):
+    """NASNet-A (N @ F) for any N and F (Fig. 2): the ImageNet stack (3×3/2 conv, two
+    reduction stem cells) or, with ``stem="cifar"``, Table 1's CIFAR stack."""
+    stem_filters = 3 * (penultimate_filters // 24) if stem == "cifar" else 32
+    return NASNet(num_cells, penultimate_filters, stem_filters, False, num_classes=num_classes,
+                  in_chans=in_chans, drop_rate=drop_rate, drop_path_rate=drop_path_rate,
+                  aux_head=aux_head, aux_input_size=aux_input_size, stem=stem)
+
+
+_CIFAR_EXACT = {(7, 2304): {
+    "exact_params": 32_590_954,
+    "note": "not reproduced: Fig. 2's CIFAR stack of the released NASNet-A cells at N = 7, "
+            "F = 2304 has 32,590,954 params (34.3 M with the auxiliary head); the 6 @ 768 "
+            "network built the same way matches the paper's 3.3 M"}}
+for (_n, _f), _params in CIFAR_CONFIGS.items():
+    register_model(nasnet_a, name=f"nasnet_a_cifar_{_n}_{_f}", paper=NASNET,
+                   input_size=(3, 32, 32), num_classes=10,
+                   fixed={"num_cells": _n, "penultimate_filters": _f, "stem": "cifar"},
+                   defaults={"num_classes": 10, "drop_rate": 0.0, "aux_input_size": 32},
+                   reference={"params": f"{_params}M", "table": "Table 1",
+                              **_CIFAR_EXACT.get((_n, _f), {})},
+                   doc=f"NASNet-A ({_n} @ {_f}) for CIFAR-10 (Table 1); the paper trains it "
+                       "with the auxiliary head and ScheduledDropPath.")
+_IMAGENET_EXACT = {(5, 1536): (12_247_544, "2.552G"), (7, 1920): (24_595_884, "5.227G")}
+for (_n, _f), (_p, _m, _top1, _top5) in IMAGENET_SIZES.items():
+    _ep, _em = _IMAGENET_EXACT[(_n, _f)]
+    register_model(nasnet_a, name=f"nasnet_a_{_n}_{_f}", paper=NASNET,
+                   input_size=(3, 299, 299), fixed={"num_cells": _n, "penultimate_filters": _f},
+                   reference={"params": _p, "macs": _m, "table": "Table 2", "top1": _top1,
+                              "top5": _top5, "exact_params": _ep, "exact_macs": _em,
+                              "note": f"not reproduced: Fig. 2's stack of the released "
+                                      f"NASNet-A cells at N = {_n}, F = {_f} has {_ep:,} "
+                                      f"params and {_em} mult-adds at 299 px; the same "
+                                      "construction matches 4 @ 1056 and 6 @ 4032"},
+                   doc=f"NASNet-A ({_n} @ {_f}) at 299 px (Table 2).")

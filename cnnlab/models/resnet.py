@@ -154,9 +154,23 @@ for _depth, _ref in _PLAIN.items():
                    doc=f"Plain-{_depth} (He et al. 2015, Sec. 3.3, Fig. 3 middle): "
                        f"ResNet-{_depth} without shortcuts, for the degradation experiment "
                        "(Table 2).")
+# ResNet-200 (He et al. 2016): no paper prints its size, so the registry records the exact
+# count (the ResNeXt paper's Tables 4 and 5 give only its errors, 224 px and 320 px crops)
+_NO_COUNT = "no paper prints ResNet-200's size; this is the network's exact count"
+_R200 = {"params": 64_673_832, "table": "count (Xie et al. 2017, Tables 4-5 print errors only)",
+         "note": _NO_COUNT}
+register_model(resnet, name="resnet200", fixed={"depth": 200}, paper=PREACT, reference=_R200,
+               doc="ResNet-200 with the original (post-activation) blocks, the baseline of He "
+                   "et al. 2016, Table 5; Table 1 layout of He et al. 2015 with [3, 24, 36, 3] "
+                   "bottlenecks.")
+_PREACT_REFS = {200: [
+    {"params": 64_666_152, "macs": "15.01G", "table": "count; Xie et al. 2017, Table 4",
+     "top1": 78.3, "top5": 94.2, "note": _NO_COUNT},
+    {"table": "Xie et al. 2017, Table 5 (320 px crop)", "input_size": (3, 320, 320),
+     "top1": 79.9, "top5": 95.2}]}
 for _depth in (18, 34, 50, 101, 152, 200):
     register_model(preact_resnet, name=f"preact_resnet{_depth}", fixed={"depth": _depth},
-                   paper=PREACT,
+                   paper=PREACT, reference=_PREACT_REFS.get(_depth),
                    doc=f"Pre-activation ResNet-{_depth} for ImageNet (He et al. 2016, Fig. 4e; "
                        "Table 1 layout of He et al. 2015, stride in the 3x3 as in the "
                        "authors' code).")

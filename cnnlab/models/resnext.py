@@ -9,6 +9,8 @@ C×d can be anything; Table 2 lists the set that keeps ResNet-50's complexity: 1
 
 from __future__ import annotations
 
+import math
+
 from cnnlab.models.base import check_arg
 from cnnlab.models.resnet import LAYERS, ResNet
 from cnnlab.registry import Paper, register_model
@@ -17,14 +19,37 @@ RESNEXT = Paper("Aggregated Residual Transformations for Deep Neural Networks",
                 "Xie, Girshick, Dollár, Tu, He", 2017, "1611.05431")
 
 # Table 2: cardinality C and bottleneck width d at roughly ResNet-50's complexity
-# (the grouped 3×3 of conv2 is C × d = 64, 80, 96, 112, 128 channels wide)
+# (the grouped 3×3 of conv2 is C × d = 64, 80, 96, 112, 128 channels wide);
+# :func:`bottleneck_width` derives each d from the capacity rule below
 COMPLEXITY_MATCHED = [(2, 40), (4, 24), (8, 14), (32, 4)]
+
+
+def template_params(cardinality: int, width: int, channels: int = 256) -> int:
+    """Sec. 3.3's capacity of conv2's block (deck 003:1068-1074), biases and BN left out:
+    C · (256·d + 3·3·d·d + d·256); ResNet's 1 × 64d gives 69,632 ("≈ 70k")."""
+    return cardinality * (channels * width + 9 * width * width + width * channels)
+
+
+def bottleneck_width(cardinality: int, budget: int | None = None, channels: int = 256) -> int:
+    """The bottleneck width d whose template with ``cardinality`` paths comes closest to
+    ``budget`` parameters (default ResNet's 1 × 64d block): how Table 2 keeps complexity
+    fixed while C grows."""
+    check_arg(isinstance(cardinality, int) and cardinality >= 1,
+              f"cardinality must be a positive integer, got {cardinality!r}")
+    budget = template_params(1, 64, channels) if budget is None else budget
+    # C·(9d² + 2·channels·d) = budget, a quadratic in d; compare the integers either side
+    a, b = 9 * cardinality, 2 * channels * cardinality
+    root = (-b + math.sqrt(b * b + 4 * a * budget)) / (2 * a)
+    candidates = {max(1, math.floor(root)), max(1, math.ceil(root))}
+    return min(sorted(candidates),
+               key=lambda d: abs(template_params(cardinality, d, channels) - budget))
 # Tables 1, 3, 4 and 5: the (depth, C, d) the paper reports, with its printed figures
 CONFIGS = {
     (50, 2, 40): [], (50, 4, 24): [], (50, 8, 14): [],
     (50, 32, 4): [{"params": "25.0M", "macs": "4.2G", "table": "Table 1"}],
     (101, 2, 40): [], (101, 4, 24): [], (101, 8, 14): [],
     (101, 32, 4): [],
+    (101, 1, 100): [],  # Table 4, 2× complexity: "ResNet-101, wider" (1 × 100d)
     (101, 2, 64): [],  # Table 4, 2× complexity
     (101, 64, 4): [{"params": "83.6M", "macs": "31.5G", "input_size": (3, 320, 320),
                     "exact_params": 83_455_272, "table": "Table 5",

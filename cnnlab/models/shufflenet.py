@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 
 from cnnlab.layers import ConvNormAct, channel_shuffle, channel_split, make_divisible
+from cnnlab.layers.se import SqueezeExcite
 from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
 from cnnlab.registry import Paper, register_model
 
@@ -71,7 +72,8 @@ def v1_widths(groups: int, width_mult: float) -> tuple[int, tuple[int, ...]]:
 class ShuffleV1Unit(nn.Module):
     """Fig. 2(b) (stride 1, add) and 2(c) (stride 2, avg-pool shortcut, concat)."""
 
-    def __init__(self, in_chs, out_chs, groups, stride, first_grouped=True, shuffle=True):
+    def __init__(self, in_chs, out_chs, groups, stride, first_grouped=True, shuffle=True,
+                 se=False):
         super().__init__()
         mid = out_chs // 4
         branch = out_chs - in_chs if stride == 2 else out_chs
@@ -79,6 +81,8 @@ class ShuffleV1Unit(nn.Module):
         self.gconv1 = ConvNormAct(in_chs, mid, 1, groups=groups if first_grouped else 1)
         self.dwconv = ConvNormAct(mid, mid, 3, stride, groups=mid, act=None)
         self.gconv2 = ConvNormAct(mid, branch, 1, groups=groups, act=None)
+        # Table 5's "with SE": gate the branch before the add/concat, as SE-ResNet does
+        self.se = SqueezeExcite(branch) if se else nn.Identity()
         self.shortcut = nn.AvgPool2d(3, 2, padding=1) if stride == 2 else nn.Identity()
         self.act = nn.ReLU(inplace=True)
 
@@ -86,7 +90,7 @@ class ShuffleV1Unit(nn.Module):
         y = self.gconv1(x)
         if self.shuffle:
             y = channel_shuffle(y, self.groups)
-        y = self.gconv2(self.dwconv(y))
+        y = self.se(self.gconv2(self.dwconv(y)))
         if self.stride == 2:
             return self.act(torch.cat([self.shortcut(x), y], 1))
         return self.act(x + y)
@@ -154,14 +158,14 @@ class ShuffleNet(ConvNet):
 
 
 def shufflenet_v1_net(groups=3, width_mult=1.0, shuffle=True, num_classes=1000, in_chans=3,
-                      drop_rate=0.0):
+                      drop_rate=0.0, se=False):
     conv1, stages = v1_widths(groups, width_mult)
 
     def unit(cin, cout, stride, stage, j):
         # Table 1, note 1: no group convolution on the first pointwise layer of Stage 2,
         # whose input has too few channels
         return ShuffleV1Unit(cin, cout, groups, stride, first_grouped=(stage, j) != (0, 0),
-                             shuffle=shuffle)
+                             shuffle=shuffle, se=se)
 
     return ShuffleNet(conv1, stages, V1_REPEATS, unit, None, num_classes, in_chans, drop_rate)
 
@@ -218,11 +222,19 @@ _V1_G3_REFS = [
 ]
 
 
-@register_model(paper=SHUFFLENET, reference=_V1_G3_REFS)
+_V1_SE_REF = {"macs": "527M", "exact_macs": "526.5M", "table": "Table 5 (with SE)",
+              "top1": 75.3, "kwargs": {"width_mult": 2.0, "se": True},
+              "note": "the paper does not say where the SE module sits; on each unit's branch "
+                      "(SENet's place in residual units) the network counts 526.49 M, gating "
+                      "the unit's whole output would count 526.93 M"}
+
+
+@register_model(paper=SHUFFLENET, reference=[*_V1_G3_REFS, _V1_SE_REF])
 def shufflenet_v1(groups=3, width_mult=1.0, shuffle=True, num_classes=1000, in_chans=3,
-                  drop_rate=0.0):
-    """ShuffleNet s× with g groups (Table 1); ``shuffle=False`` is Table 3's ablation."""
-    return shufflenet_v1_net(groups, width_mult, shuffle, num_classes, in_chans, drop_rate)
+                  drop_rate=0.0, se=False):
+    """ShuffleNet s× with g groups (Table 1); ``shuffle=False`` is Table 3's ablation,
+    ``se=True`` Table 5's squeeze-and-excitation units (reduction 16)."""
+    return shufflenet_v1_net(groups, width_mult, shuffle, num_classes, in_chans, drop_rate, se)
 
 
 for _g in V1_CHANNELS:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch.nn as nn
 
 from cnnlab.layers import ConvNormAct, SeparableConv2d
-from cnnlab.models.base import ClassifierHead, ConvNet
+from cnnlab.models.base import ClassifierHead, ConvNet, FCHead
 from cnnlab.registry import Paper, register_model
 
 XCEPTION = Paper("Xception: Deep Learning with Depthwise Separable Convolutions", "Chollet",
@@ -69,7 +69,7 @@ class XceptionBlock(nn.Module):
 class Xception(ConvNet):
     min_input_size = 7
 
-    def __init__(self, num_classes=1000, in_chans=3, drop_rate=0.5):
+    def __init__(self, num_classes=1000, in_chans=3, drop_rate=0.5, fc_layers=False):
         super().__init__()
         self.num_classes = num_classes
         layers, c = OrderedDict(), in_chans
@@ -94,7 +94,8 @@ class Xception(ConvNet):
         self.features = nn.Sequential(layers)
         # "optionally fully-connected layers" (Fig. 5): the ImageNet model has none, only
         # dropout 0.5 before the logistic regression layer (Sec. 4, regularization)
-        self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
+        self.head = FCHead(c, num_classes, drop_rate=drop_rate) if fc_layers else \
+            ClassifierHead(c, num_classes, drop_rate=drop_rate)
 
     def forward_features(self, x):
         return self.features(x)
@@ -108,3 +109,11 @@ def xception(num_classes=1000, in_chans=3, drop_rate=0.5):
     """Xception (Fig. 5) at 299×299: 22,855,952 parameters (Table 3) and 8.36 B mult-adds
     (8.38 B where a counter folds batch norm in as one mult-add per element)."""
     return Xception(num_classes, in_chans, drop_rate)
+
+
+@register_model(paper=XCEPTION, input_size=(3, 299, 299))
+def xception_fc(num_classes=1000, in_chans=3, drop_rate=0.0):
+    """Xception "with FC layers" (Table 2, JFT): two fully connected layers of 4096 units
+    before the logistic regression layer (Sec. 4.5; no dropout on JFT, Sec. 4.3). JFT has
+    17,000 classes: ``num_classes=17000``."""
+    return Xception(num_classes, in_chans, drop_rate, fc_layers=True)

@@ -200,6 +200,15 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         augment="scale:1.14-2.29,flip,rgbshift:0.1"), ("vgg*",),
         "÷10 on validation plateau (3 times in 74 epochs); scale jitter S ∈ [256, 512] for "
         "224 crops; flips; random RGB shift"),
+    Recipe("bn_inception", "Ioffe & Szegedy 2015, Sec. 4.2.1 (BN-x5)", dict(
+        epochs=100, batch_size=32, lr=0.0075, optimizer="sgd", momentum=0.9,
+        weight_decay=4e-5, schedule="step", step_size=8 / 6, gamma=0.96,
+        augment="scale:1.0-1.5,flip"), ("bn_inception",),
+        "BN-x5: the Inception recipe with 5x the learning rate (0.0075), L2 weight decay "
+        "reduced 5x (here the googlenet recipe's 2e-4 / 5), lr decay 6x faster (4 % every "
+        "8/6 epochs), no dropout (the model's drop_rate is 0), no LRN (the model has none), "
+        "training data shuffled every epoch, fewer photometric distortions (no PCA colour); "
+        "batch 32 and 100 epochs are this config's, not the paper's"),
     Recipe("googlenet", "Szegedy et al. 2015, Sec. 6", dict(
         epochs=250, batch_size=128, lr=0.01, optimizer="sgd", momentum=0.9, weight_decay=2e-4,
         schedule="googlenet", aux_weight=0.3, augment="scale:1.0-1.5,flip,pca:0.1"),
@@ -220,6 +229,22 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         augment="scale:1.14-2.29,flip,pca:0.1"), ("resnet*", "resnext*", "wide_resnet*"),
         "SGD 0.1 ÷10 when the error plateaus, momentum 0.9, wd 1e-4, batch 256, 60×10⁴ "
         "iterations; scale augmentation [256, 480], flips, standard colour augmentation"),
+    Recipe("squeezenet", "Iandola et al. 2016 (the authors' SqueezeNet v1.0 solver)", dict(
+        iters=170000, batch_size=512, lr=0.04, optimizer="sgd", momentum=0.9,
+        weight_decay=2e-4, no_decay_bias_bn=False, schedule="poly", schedule_unit="step",
+        power=1.0, augment="flip"), ("squeezenet*",),
+        "the paper: 'a learning rate of 0.04, and we linearly decrease' it ('poly', power 1); "
+        "the authors' first v1.0 solver: 170k iterations of batch 32 x iter_size 16, "
+        "momentum 0.9, wd 2e-4 (their later solver: lr 0.08, power 0.5, 85k iterations of "
+        "1024); dropout 0.5 after fire9 is the model's"),
+    Recipe("nin", "Lin et al. 2014, Sec. 4.1", dict(
+        epochs=100, batch_size=128, lr=0.1, optimizer="sgd", momentum=0.9, weight_decay=1e-4,
+        no_decay_bias_bn=False, schedule="plateau", gamma=0.1, plateau_patience=3),
+        ("nin*",),
+        "batch 128; 'the learning rate is lowered by a scale of 10' when training stops "
+        "improving, twice, ending at 1 % of the initial rate (reduce-on-plateau; the paper "
+        "states no initial rate or weight decay: 0.1 and 1e-4 here). The paper whitens CIFAR "
+        "with ZCA and initialises from a Gaussian of std 0.05, which this config does not do"),
     Recipe("mobilenet", "Howard et al. 2017, Sec. 4 (Inception v3's RMSProp)", dict(
         epochs=100, batch_size=96, lr=0.045, optimizer="rmsprop", momentum=0.9,
         rmsprop_alpha=0.9, eps=1.0, weight_decay=4e-5, no_decay_depthwise=True,
