@@ -248,8 +248,18 @@ def _check_common(name: str, kwargs: dict) -> None:
         raise ValueError(f"{name}: drop_rate must be in [0, 1), got {rate!r}")
 
 
+def _release(info: ModelInfo, release: str):
+    import sys
+
+    from cnnlab.layers.release import resolve
+
+    module = sys.modules.get(getattr(info.builder, "__module__", ""), None)
+    return resolve(info.name, getattr(module, "RELEASES", {}), release)
+
+
 def create_model(name: str, *, features_only: bool = False,
-                 out_indices: tuple[int, ...] | None = None, **kwargs) -> nn.Module:
+                 out_indices: tuple[int, ...] | None = None, release: str = "paper",
+                 **kwargs) -> nn.Module:
     """Build a registered model: ``create_model("mobilenet_v1", width_mult=0.5)``.
 
     Keyword arguments go to the builder (``num_classes``, ``in_chans``, ``drop_rate`` and the
@@ -262,8 +272,13 @@ def create_model(name: str, *, features_only: bool = False,
     ``features_only=True`` returns a :class:`cnnlab.models.base.FeatureExtractor` that yields
     the feature maps at each stride, ``out_indices`` (indices into ``feature_info``) picks
     some of them.
+
+    ``release`` picks the paper's network (``"paper"``, the default) or a released one
+    (``"tf"``, ``"torchvision"``, ...: what differs is in the model's docstring and
+    :mod:`cnnlab.layers.release`).
     """
     info = model_info(name)
+    rel = _release(info, release)
     params = inspect.signature(info.builder).parameters
     takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
     if not takes_any:
@@ -280,6 +295,7 @@ def create_model(name: str, *, features_only: bool = False,
     model = info.builder(**{**info.defaults, **kwargs})
     if hasattr(model, "init_weights"):
         model.init_weights()
+    rel.apply(model)
     model.model_name = name
     if headless:
         if getattr(model, "dense_prediction", False):

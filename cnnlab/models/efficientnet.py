@@ -13,6 +13,13 @@ integer φ (B1 has width 1.0 and depth 1.1; φ = 1 would give 1.1 and 1.2 at 258
 Table 2's figures belong to it. :func:`compound_scaling` gives the pure Eq. 3 network for
 any φ, and :func:`cnnlab.search.compound.phi_for_budget` finds the largest φ that fits a
 mult-add budget.
+
+Releases (``create_model("efficientnet_b0", release="tf")``, see
+:mod:`cnnlab.layers.release`): ``"tf"`` is the authors' TF network (also timm's
+``tf_efficientnet_b*``): BatchNorm eps 1e-3 (momentum 0.99 in TF's sense, 0.01 here) and TF
+"SAME" padding, asymmetric (0 before, 1 after) on even inputs to stride-2 convolutions where
+the paper network pads symmetrically; same parameters. torchvision's EfficientNets pad
+symmetrically and use eps 1e-5 for B0–B4 (the paper network here) but 1e-3 for B5–B7.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import torch.nn as nn
 
 from cnnlab.layers.conv import ConvNormAct, make_divisible
 from cnnlab.layers.inverted_residual import MBConv
+from cnnlab.layers.release import Release
 from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
 from cnnlab.registry import Paper, register_model
 
@@ -58,6 +66,8 @@ STAGES = [  #   kernel stride expand out repeats
     MBConvStage(k=5, s=2, e=6, c=192, n=4),
     MBConvStage(k=3, s=1, e=6, c=320, n=1),
 ]
+RELEASES = {"tf": Release("tf", "the authors' TF release: BN eps 1e-3, TF SAME padding",
+                          bn_eps=1e-3, bn_momentum=0.01, same="all")}
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # Sec. 4, step 1
 BASE_RESOLUTION = 224
 # The authors' released B0-B7: (width, depth, resolution, dropout). Sec. 5.2: dropout rises
