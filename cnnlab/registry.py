@@ -270,8 +270,10 @@ def _pretrained_cfg(info: ModelInfo, model: nn.Module, kwargs: dict) -> dict:
 
 def _load_pretrained(name: str, model: nn.Module, pretrained) -> None:
     if pretrained is True:
-        raise ValueError(f"{name}: no bundled weights; pass the file: "
-                         f"create_model({name!r}, pretrained='path/to/{name}.pth')")
+        from cnnlab.bundled import load_bundled
+
+        load_bundled(name, model)
+        return
     from cnnlab.pretrained import load_weights
 
     load_weights(model, pretrained)
