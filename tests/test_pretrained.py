@@ -38,6 +38,10 @@ ANCHORS = {
     "shufflenet_v2_x0_5": {"stage2.0.branch1.2.weight": "features.stage2.0.proj.pw.conv.weight",
                            "stage3.1.branch2.3.weight": "features.stage3.1.branch.dw.conv.weight",
                            "conv5.1.running_mean": "features.conv5.bn.running_mean"},
+    "resnext50_32x4d": {"layer1.0.conv2.weight": "conv2_x.0.conv2.conv.weight"},
+    "efficientnet_b0": {"features.1.0.block.1.fc1.weight": "stages.0.0.se.conv_reduce.weight",
+                        "features.2.0.block.3.0.weight": "stages.1.0.project.conv.weight",
+                        "features.8.0.weight": "conv_head.conv.weight"},
     "densenet121": {"features.denseblock2.denselayer3.conv2.weight":
                     "block2.layers.2.conv2.weight",
                     "features.transition1.conv.weight": "transition1.conv.weight"},

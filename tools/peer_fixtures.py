@@ -1,7 +1,8 @@
 """Write tests/fixtures/peers/*.json: torchvision's tensor names and shapes per family.
 
 The names and shapes are derived here from torchvision's model source (torchvision 0.29,
-``torchvision/models/{resnet,vgg,alexnet,squeezenet,mobilenetv2,shufflenetv2,densenet}.py``),
+``torchvision/models/{resnet,vgg,alexnet,squeezenet,mobilenetv2,shufflenetv2,densenet,
+efficientnet}.py``),
 written out by the same loops as its constructors, so the tests need no torchvision. They were
 NOT generated from a live torchvision: ``tools/peer_parity.py --write-fixtures`` regenerates
 them from the real models (and checks output parity) where torchvision is installed.
@@ -31,7 +32,7 @@ def linear(name, cout, cin):
     return [(f"{name}.weight", [cout, cin]), (f"{name}.bias", [cout])]
 
 
-def resnet(blocks, bottleneck, nc=1000):
+def resnet(blocks, bottleneck, nc=1000, groups=1, base_width=64):
     t = conv("conv1", 64, 3, 7) + bn("bn1", 64)
     cin, exp = 64, 4 if bottleneck else 1
     for li, (n, w) in enumerate(zip(blocks, (64, 128, 256, 512)), 1):
@@ -39,9 +40,10 @@ def resnet(blocks, bottleneck, nc=1000):
             p = f"layer{li}.{b}"
             stride = 2 if b == 0 and li > 1 else 1
             if bottleneck:
-                t += conv(f"{p}.conv1", w, cin, 1) + bn(f"{p}.bn1", w)
-                t += conv(f"{p}.conv2", w, w, 3) + bn(f"{p}.bn2", w)
-                t += conv(f"{p}.conv3", w * exp, w, 1) + bn(f"{p}.bn3", w * exp)
+                mid = int(w * base_width / 64) * groups
+                t += conv(f"{p}.conv1", mid, cin, 1) + bn(f"{p}.bn1", mid)
+                t += conv(f"{p}.conv2", mid, mid // groups, 3) + bn(f"{p}.bn2", mid)
+                t += conv(f"{p}.conv3", w * exp, mid, 1) + bn(f"{p}.bn3", w * exp)
             else:
                 t += conv(f"{p}.conv1", w, cin, 3) + bn(f"{p}.bn1", w)
                 t += conv(f"{p}.conv2", w, w, 3) + bn(f"{p}.bn2", w)
@@ -146,10 +148,35 @@ def densenet(blocks=(6, 12, 24, 16), growth=32, init=64, bn_size=4, nc=1000):
     return t + bn("features.norm5", c) + linear("classifier", nc, c)
 
 
+def efficientnet_b0(nc=1000):
+    # (expand ratio, kernel, out channels, repeats): torchvision's _efficientnet_conf, width 1
+    setting = [(1, 3, 16, 1), (6, 3, 24, 2), (6, 5, 40, 2), (6, 3, 80, 3), (6, 5, 112, 3),
+               (6, 5, 192, 4), (6, 3, 320, 1)]
+    t = conv("features.0.0", 32, 3, 3) + bn("features.0.1", 32)
+    cin = 32
+    for s, (e, k, cout, n) in enumerate(setting, 1):
+        for j in range(n):
+            p, hidden, b = f"features.{s}.{j}.block", cin * e, 0
+            if e != 1:
+                t += conv(f"{p}.0.0", hidden, cin, 1) + bn(f"{p}.0.1", hidden)
+                b = 1
+            t += [(f"{p}.{b}.0.weight", [hidden, 1, k, k])] + bn(f"{p}.{b}.1", hidden)
+            sq = max(1, cin // 4)
+            t += conv(f"{p}.{b + 1}.fc1", sq, hidden, 1, True)
+            t += conv(f"{p}.{b + 1}.fc2", hidden, sq, 1, True)
+            t += conv(f"{p}.{b + 2}.0", cout, hidden, 1) + bn(f"{p}.{b + 2}.1", cout)
+            cin = cout
+    t += conv("features.8.0", 1280, cin, 1) + bn("features.8.1", 1280)
+    return t + linear("classifier.1", nc, 1280)
+
+
 # cnnlab model name -> (torchvision constructor, its names and shapes)
 PEERS = {
     "resnet18": ("resnet18", lambda: resnet((2, 2, 2, 2), False)),
     "resnet50": ("resnet50", lambda: resnet((3, 4, 6, 3), True)),
+    "resnext50_32x4d": ("resnext50_32x4d",
+                        lambda: resnet((3, 4, 6, 3), True, groups=32, base_width=4)),
+    "efficientnet_b0": ("efficientnet_b0", efficientnet_b0),
     "vgg11_bn": ("vgg11_bn", lambda: vgg([64, "M", 128, "M", 256, 256, "M", 512, 512, "M",
                                           512, 512, "M"], True)),
     "alexnet": ("alexnet", alexnet),
