@@ -1,7 +1,8 @@
 """Weights released for a peer's network (torchvision, timm) copied into a cnnlab model.
 
-``load_weights(model, path, source="auto")`` reads a safetensors file or a
-``torch.load(weights_only=True)`` checkpoint (never a plain pickle) and copies it by one rule
+``load_weights(model, path, source="auto")`` reads a safetensors file, a
+``torch.load(weights_only=True)`` checkpoint (never a plain pickle) or a Keras HDF5 file
+(h5py, an optional extra) and copies it by one rule
 for every family: the peer's layers and the model's pair up in the order their modules are
 registered, each pair of the same kind (convolution, batch norm, linear) with the same
 shapes. Names differ between libraries (torchvision's ``layer1.0.bn1`` is cnnlab's
@@ -85,6 +86,48 @@ def read_state(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 
+_KERAS_LEAF = {"gamma": "weight", "beta": "bias", "moving_mean": "running_mean",
+               "moving_variance": "running_var", "bias": "bias"}
+
+
+def read_keras_h5(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A Keras HDF5 weights file (``model.save("x.h5")`` / ``save_weights``, the format of
+    ``keras.applications``' files) as a PyTorch-layout state dict in the file's layer order:
+    kernels HWIO → OIHW, depthwise (H, W, C, m) → (C·m, 1, H, W), dense (in, out) → (out, in),
+    BN gamma/beta/moving_mean/moving_variance → weight/bias/running_mean/running_var; a
+    separable convolution becomes its depthwise and pointwise layers."""
+    try:
+        import h5py
+    except ImportError:
+        raise ValueError("Keras HDF5 files need h5py: pip install 'cnnlab[keras]'") from None
+    out: dict[str, torch.Tensor] = {}
+    with h5py.File(path, "r") as f:
+        root = f["model_weights"] if "model_weights" in f else f
+        for layer in (n.decode() if isinstance(n, bytes) else n
+                      for n in root.attrs.get("layer_names", [])):
+            group = root[layer]
+            for wname in group.attrs.get("weight_names", []):
+                wname = wname.decode() if isinstance(wname, bytes) else wname
+                t = torch.from_numpy(group[wname][()])
+                leaf = wname.rsplit("/", 1)[-1].split(":")[0]
+                if leaf == "depthwise_kernel":
+                    h, w, c, m = t.shape
+                    out[f"{layer}.depthwise.weight"] = t.permute(2, 3, 0, 1).reshape(c * m, 1, h, w)
+                elif leaf == "pointwise_kernel":
+                    out[f"{layer}.pointwise.weight"] = t.permute(3, 2, 0, 1)
+                elif leaf == "kernel":
+                    out[f"{layer}.weight"] = t.permute(3, 2, 0, 1) if t.dim() == 4 else t.T
+                elif leaf == "bias" and f"{layer}.pointwise.weight" in out:
+                    out[f"{layer}.pointwise.bias"] = t
+                elif leaf in _KERAS_LEAF:
+                    out[f"{layer}.{_KERAS_LEAF[leaf]}"] = t
+                else:
+                    raise ValueError(f"{path}: {layer}/{wname}: unknown Keras weight {leaf!r}")
+    if not out:
+        raise ValueError(f"{path}: no Keras layer weights in this HDF5 file")
+    return {k: v.contiguous() for k, v in out.items()}
+
+
 def layers(state: dict[str, torch.Tensor]) -> list[tuple[str, dict[str, torch.Tensor]]]:
     """The state's layers in order: (module prefix, {parameter name: tensor})."""
     out: dict[str, dict[str, torch.Tensor]] = {}
@@ -120,7 +163,7 @@ def match(peer: dict[str, torch.Tensor], ours: dict[str, torch.Tensor], source: 
             raise ValueError(f"the {source} file has no tensor for "
                              f"{_name(ours_prefix, next(iter(ours_params)))} "
                              f"(it has {len(theirs)} layers, the model {len(mine)})")
-        peer_prefix, peer_params = theirs[i]
+        peer_prefix, peer_params = _as_linear(theirs[i][0], theirs[i][1], ours_params)
         last = i == len(mine) - 1
         first_bad = _misfit(peer_params, ours_params)
         if first_bad and last and _kind(peer_params) == _kind(ours_params) \
@@ -145,6 +188,15 @@ def match(peer: dict[str, torch.Tensor], ours: dict[str, torch.Tensor], source: 
     return mapping, skipped, note
 
 
+def _as_linear(prefix, params, ours):
+    """A 1×1 convolution classifier (Keras' MobileNet ``conv_preds``) where ours is linear."""
+    w, mine = params.get("weight"), ours.get("weight")
+    if w is not None and mine is not None and w.dim() == 4 and mine.dim() == 2 \
+            and tuple(w.shape[2:]) == (1, 1):
+        params = {**params, "weight": w.flatten(1)}
+    return prefix, params
+
+
 def _misfit(peer_params, ours_params) -> str:
     """The first parameter name that does not fit, or ""."""
     if _kind(peer_params) != _kind(ours_params):
@@ -156,19 +208,28 @@ def _misfit(peer_params, ours_params) -> str:
     return ""
 
 
+def _is_hdf5(path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(8) == b"\x89HDF\r\n\x1a\n"
+    except OSError:
+        return False
+
+
 def load_weights(model: nn.Module, path: str | os.PathLike, source: str = "auto") -> dict:
     """Copy a peer's released weights into ``model`` (see the module docstring).
 
-    ``source``: ``"torchvision"``, ``"timm"`` or ``"auto"`` (the file's layers are matched
-    the same way). ``"keras"`` HDF5 files are not read yet. Returns a report:
+    ``source``: ``"torchvision"``, ``"timm"``, ``"keras"`` (HDF5, :func:`read_keras_h5`) or
+    ``"auto"`` (HDF5 files are read as Keras'; all are matched the same way). Returns a report:
     ``{"loaded": n, "skipped": [names], "note": str}``; a skipped classifier is also warned.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; choose from {', '.join(SOURCES)}")
-    if source == "keras":
-        raise ValueError("Keras HDF5 weights are not read yet: convert them to a PyTorch "
-                         "state dict first")
-    peer = read_state(path)
+    if source == "keras" or (source == "auto" and _is_hdf5(path)):
+        source = "keras"
+        peer = read_keras_h5(path)
+    else:
+        peer = read_state(path)
     ours = model.state_dict()
     try:
         mapping, skipped, note = match(peer, ours, "peer" if source == "auto" else source)

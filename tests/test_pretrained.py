@@ -151,3 +151,60 @@ def test_registration_order_is_restored_from_sorted_names(name):
     restored = list(dict.fromkeys(k.rpartition(".")[0]
                                   for k in sorted(sorted(names), key=registration_key)))
     assert restored == layers
+
+
+def _keras_mobilenet(path, width=8, classes=10):
+    """A Keras-layout HDF5 file as keras.applications.MobileNet(alpha=0.25) writes it:
+    conv1, conv_dw_i / conv_pw_i with their _bn layers, conv_preds (1x1 conv, bias)."""
+    h5py = pytest.importorskip("h5py")
+    from cnnlab.models.mobilenet import BODY
+
+    g = torch.Generator().manual_seed(0)
+    layers = []
+
+    def add(name, **weights):
+        layers.append((name, {k: torch.rand(s, generator=g).numpy() + 0.5
+                              for k, s in weights.items()}))
+
+    def bn(name, c):
+        add(name, gamma=(c,), beta=(c,), moving_mean=(c,), moving_variance=(c,))
+
+    add("conv1", kernel=(3, 3, 3, width))
+    bn("conv1_bn", width)
+    c = width
+    for i, (_, out) in enumerate(BODY, 1):
+        out = max(int(out * 0.25), 8)
+        add(f"conv_dw_{i}", depthwise_kernel=(3, 3, c, 1))
+        bn(f"conv_dw_{i}_bn", c)
+        add(f"conv_pw_{i}", kernel=(1, 1, c, out))
+        bn(f"conv_pw_{i}_bn", out)
+        c = out
+    add("conv_preds", kernel=(1, 1, c, classes), bias=(classes,))
+    with h5py.File(path, "w") as f:
+        root = f.create_group("model_weights")
+        root.attrs["layer_names"] = [n.encode() for n, _ in layers]
+        for name, weights in layers:
+            grp = root.create_group(name)
+            names = [f"{name}/{k}:0" for k in weights]
+            grp.attrs["weight_names"] = [n.encode() for n in names]
+            for n, v in zip(names, weights.values()):
+                grp.create_dataset(n, data=v)
+    return dict(layers)
+
+
+def test_keras_hdf5_is_transposed_into_place(tmp_path):
+    path = tmp_path / "mobilenet_2_5_224_tf.h5"
+    keras = _keras_mobilenet(path)
+    model = cnnlab.create_model("mobilenet_v1", width_mult=0.25, num_classes=10,
+                                release="tf", pretrained=path)
+    dw = torch.from_numpy(keras["conv_dw_2"]["depthwise_kernel"])  # H, W, C, 1
+    torch.testing.assert_close(model.features.block2.dw.conv.weight, dw.permute(2, 3, 0, 1))
+    pw = torch.from_numpy(keras["conv_pw_2"]["kernel"])  # 1, 1, in, out
+    torch.testing.assert_close(model.features.block2.pw.conv.weight, pw.permute(3, 2, 0, 1))
+    torch.testing.assert_close(model.features.block2.pw.bn.running_var,
+                               torch.from_numpy(keras["conv_pw_2_bn"]["moving_variance"]))
+    fc = torch.from_numpy(keras["conv_preds"]["kernel"])[0, 0].T
+    torch.testing.assert_close(model.head.fc.weight, fc)
+    assert model.pretrained_cfg["source"] == f"keras:{path.name}"
+    with pytest.raises(ValueError, match="in the keras file does not fit"):
+        cnnlab.load_weights(cnnlab.create_model("mobilenet_v1", width_mult=0.5), path)
