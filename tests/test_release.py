@@ -122,4 +122,14 @@ def test_unknown_release_is_one_line_listing_the_releases():
     with pytest.raises(ValueError) as e:
         cnnlab.create_model("efficientnet_b0", release="keras")
     assert str(e.value) == ("efficientnet_b0: unknown release 'keras'; "
-                            "efficientnet_b0 has: paper, tf")
+                            "efficientnet_b0 has: paper, tf, torchvision")
+
+
+def test_torchvision_efficientnets_change_eps_from_b5_on():
+    from cnnlab.profile import build_on_meta
+
+    def eps(name):
+        return {m.eps for m in build_on_meta(name, release="torchvision").modules()
+                if isinstance(m, nn.BatchNorm2d)}
+
+    assert eps("efficientnet_b0") == {1e-5} and eps("efficientnet_b5") == {1e-3}

@@ -137,15 +137,17 @@ def _classifiers(model: nn.Module):
 PAPER = Release("paper", "the network as the paper describes it")
 
 
-def releases_of(model: str, releases: dict[str, Release]) -> dict[str, Release]:
-    """The releases of ``model`` among its module's ``RELEASES``, "paper" first."""
+def releases_of(model: str, releases) -> dict[str, Release]:
+    """The releases of ``model`` among its module's ``RELEASES`` (a dict by name, or a list
+    where one name has a variant per group of models), "paper" first."""
     from fnmatch import fnmatchcase
 
-    return {"paper": PAPER, **{k: r for k, r in releases.items()
+    items = releases.values() if isinstance(releases, dict) else releases
+    return {"paper": PAPER, **{r.name: r for r in items
                                if not r.models or any(fnmatchcase(model, p) for p in r.models)}}
 
 
-def resolve(model: str, releases: dict[str, Release], name: str) -> Release:
+def resolve(model: str, releases, name: str) -> Release:
     """The release of ``model`` called ``name``; one line listing its releases if none."""
     known = releases_of(model, releases)
     if name not in known:

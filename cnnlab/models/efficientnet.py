@@ -18,8 +18,9 @@ Releases (``create_model("efficientnet_b0", release="tf")``, see
 :mod:`cnnlab.layers.release`): ``"tf"`` is the authors' TF network (also timm's
 ``tf_efficientnet_b*``): BatchNorm eps 1e-3 (momentum 0.99 in TF's sense, 0.01 here) and TF
 "SAME" padding, asymmetric (0 before, 1 after) on even inputs to stride-2 convolutions where
-the paper network pads symmetrically; same parameters. torchvision's EfficientNets pad
-symmetrically and use eps 1e-5 for B0–B4 (the paper network here) but 1e-3 for B5–B7.
+the paper network pads symmetrically; same parameters. ``"torchvision"``: torchvision's
+EfficientNets pad symmetrically and use eps 1e-5 for B0–B4 (the paper network here) but
+eps 1e-3 (momentum 0.01) for B5–B7.
 """
 
 from __future__ import annotations
@@ -66,8 +67,13 @@ STAGES = [  #   kernel stride expand out repeats
     MBConvStage(k=5, s=2, e=6, c=192, n=4),
     MBConvStage(k=3, s=1, e=6, c=320, n=1),
 ]
-RELEASES = {"tf": Release("tf", "the authors' TF release: BN eps 1e-3, TF SAME padding",
-                          bn_eps=1e-3, bn_momentum=0.01, same="all")}
+RELEASES = [
+    Release("tf", "the authors' TF release: BN eps 1e-3, TF SAME padding", bn_eps=1e-3,
+            bn_momentum=0.01, same="all"),
+    Release("torchvision", "torchvision's B0-B4: the paper network", models=("*_b[0-4]",)),
+    Release("torchvision", "torchvision's B5-B7: BN eps 1e-3", bn_eps=1e-3, bn_momentum=0.01,
+            models=("*_b[5-7]",)),
+]
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # Sec. 4, step 1
 BASE_RESOLUTION = 224
 # The authors' released B0-B7: (width, depth, resolution, dropout). Sec. 5.2: dropout rises
