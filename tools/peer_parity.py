@@ -7,10 +7,11 @@ Run it in a venv with the peers::
     PYTHONPATH=. python tools/peer_parity.py [--write-fixtures] [--only resnet18,...]
 
 For each pair below: build the peer with random weights and random BatchNorm statistics,
-save its state dict (safetensors, so the order rule of :mod:`cnnlab.pretrained` is exercised
-on sorted names), load it with ``cnnlab.create_model(name, release=..., pretrained=file)``
-and compare outputs on a seeded random input in eval mode. Prints a table; exits 1 if any
-pair's max relative difference (max |ours − peer| / max |peer|) is above 1e-5.
+save its state dict as .pth and as safetensors (whose sorted names exercise the order rule of
+:mod:`cnnlab.pretrained`), load each with
+``cnnlab.create_model(name, release=..., pretrained=file)`` and compare outputs on a seeded
+random input in eval mode. Prints a table; exits 1 if any pair's max relative difference
+(max |ours − peer| / max |peer|) is above 1e-5.
 ``--write-fixtures`` rewrites tests/fixtures/peers/torchvision_*.json from the live models.
 """
 
@@ -74,17 +75,26 @@ def check(row, tmp: Path) -> tuple[str, float, str]:
     torch.manual_seed(0)
     peer = peer_model(lib, peer_name, peer_kwargs).eval()
     randomise(peer)
-    path = tmp / f"{peer_name}.safetensors"
-    save_file({k: v.contiguous() for k, v in peer.state_dict().items()}, str(path))
-    try:
-        ours = cnnlab.create_model(name, release=release, pretrained=path, **kwargs).eval()
-    except ValueError as e:
-        return "no fit", float("inf"), str(e)
+    state = {k: v.contiguous() for k, v in peer.state_dict().items()}
     x = torch.randn(2, 3, size, size, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
-        want, got = peer(x), ours(x)
-    rel = float((got - want).abs().max() / want.abs().max())
-    return ("ok" if rel <= 1e-5 else "DIFFERS"), rel, ""
+        want = peer(x)
+    worst, why = 0.0, ""
+    # .pth keeps the registration order; safetensors sorts names (the order rule restores it)
+    for path in (tmp / f"{peer_name}.pth", tmp / f"{peer_name}.safetensors"):
+        if path.suffix == ".pth":
+            torch.save(state, path)
+        else:
+            save_file(state, str(path))
+        try:
+            ours = cnnlab.create_model(name, release=release, pretrained=path, **kwargs).eval()
+        except ValueError as e:
+            return "no fit", float("inf"), f"{path.suffix}: {e}"
+        with torch.no_grad():
+            rel = float((ours(x) - want).abs().max() / want.abs().max())
+        if rel > worst:
+            worst, why = rel, path.suffix
+    return ("ok" if worst <= 1e-5 else "DIFFERS"), worst, why if worst > 1e-5 else ""
 
 
 def write_fixture(row) -> None:
