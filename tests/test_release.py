@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 import cnnlab
 from cnnlab.layers.release import AvgPool2dSame, Conv2dSame, MaxPool2dSame, same_pads
+from cnnlab.profile import build_on_meta
 
 torch.set_num_threads(1)
 
@@ -48,8 +49,8 @@ def test_conv2d_same_is_the_hand_padded_convolution():
 
 
 def test_efficientnet_tf_release():
-    paper = cnnlab.create_model("efficientnet_b0")
-    tf = cnnlab.create_model("efficientnet_b0", release="tf")
+    paper = build_on_meta("efficientnet_b0")
+    tf = build_on_meta("efficientnet_b0", release="tf")
     assert paper.release == "paper" and tf.release == "tf"
     assert not any(isinstance(m, Conv2dSame) for m in paper.modules())
     assert isinstance(tf.stem.conv, Conv2dSame) and tf.stem.conv.padding == (0, 0)
@@ -91,7 +92,7 @@ def test_same_padding_exports_to_onnx(tmp_path):
 
 
 def test_xception_tf_pads_its_pools_only():
-    tf = cnnlab.create_model("xception", release="tf")
+    tf = build_on_meta("xception", release="tf")
     pools = [m for m in tf.modules() if isinstance(m, nn.MaxPool2d)]
     assert pools and all(isinstance(m, MaxPool2dSame) for m in pools)
     assert not any(isinstance(m, Conv2dSame) for m in tf.modules())
@@ -109,8 +110,8 @@ def test_shufflenet_v2_megvii_has_no_classifier_bias():
 
 
 def test_inception_v3_torchvision_counts_pool_padding():
-    tv = cnnlab.create_model("inception_v3", release="torchvision")
-    paper = cnnlab.create_model("inception_v3")
+    tv = build_on_meta("inception_v3", release="torchvision")
+    paper = build_on_meta("inception_v3")
     padded = [m for m in tv.modules() if isinstance(m, nn.AvgPool2d) and m.padding]
     assert padded and all(m.count_include_pad for m in padded)
     assert not any(m.count_include_pad for m in paper.modules()
@@ -126,8 +127,6 @@ def test_unknown_release_is_one_line_listing_the_releases():
 
 
 def test_torchvision_efficientnets_change_eps_from_b5_on():
-    from cnnlab.profile import build_on_meta
-
     def eps(name):
         return {m.eps for m in build_on_meta(name, release="torchvision").modules()
                 if isinstance(m, nn.BatchNorm2d)}
