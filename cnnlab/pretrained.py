@@ -11,6 +11,12 @@ serves where a name table per model would not; a pair that does not fit stops th
 one line naming the first tensor that does not. The last layer is the classifier: with
 other ``num_classes`` it is left as initialised, and the report says so (as timm does).
 
+Safetensors files store names sorted, so their order is restored by
+:func:`registration_key`; that rule is tested on the torchvision families under
+tests/fixtures/peers only. Names it cannot order (Inception's ``branch5x5_1`` beside
+``branch3x3dbl_1``) stop with the one-line misfit error: pass the peer's ``.pth`` instead,
+which keeps the order.
+
 Only structure is checked here: that the copy computes the peer's function is what
 ``tools/peer_parity.py`` checks against the live peers (it needs torchvision and timm).
 """

@@ -16,7 +16,8 @@ Releases (:mod:`cnnlab.layers.release`): ``"megvii"`` is the authors' released V
 difference from torchvision's ``shufflenet_v2_*``, which stays: a stride-2 V2 unit here widens
 as Megvii's code does (the main branch outputs out − in channels beside the in-channel
 shortcut branch), where torchvision splits out/2 and out/2 and misses Table 5's
-146/299/591 M.
+146/299/591 M. The two agree where a stage doubles its input (every stage of x0.5), so
+torchvision's ``shufflenet_v2_x0_5`` weights load here; x1.0–x2.0 do not fit.
 """
 
 from __future__ import annotations
