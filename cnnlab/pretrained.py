@@ -14,8 +14,9 @@ other ``num_classes`` it is left as initialised, and the report says so (as timm
 Safetensors files store names sorted, so their order is restored by
 :func:`registration_key`; that rule is tested on the torchvision families under
 tests/fixtures/peers only. Names it cannot order (Inception's ``branch5x5_1`` beside
-``branch3x3dbl_1``) stop with the one-line misfit error: pass the peer's ``.pth`` instead,
-which keeps the order.
+``branch3x3dbl_1``) are loaded out of order; the shape check stops that with the misfit
+error where the swapped layers' shapes differ (not guaranteed). For such families pass the
+peer's ``.pth``, which keeps the order.
 
 Only structure is checked here: that the copy computes the peer's function is what
 ``tools/peer_parity.py`` checks against the live peers (it needs torchvision and timm).
