@@ -8,15 +8,16 @@ import sys
 import types
 
 __version__ = "0.1.0"
-__all__ = ["Paper", "Profile", "create_model", "list_models", "model_info", "profile",
-           "register_model"]
+__all__ = ["Paper", "Profile", "create_model", "list_models", "load_weights", "model_info",
+           "profile", "register_model"]
 
 # where each public name lives: imported on first use, so that `import cnnlab` (and
 # `cnnlab --help`) does not load torch and every model
 _LAZY = {"Paper": "cnnlab.registry", "create_model": "cnnlab.registry",
          "list_models": "cnnlab.registry", "model_info": "cnnlab.registry",
          "register_model": "cnnlab.registry", "Profile": "cnnlab.profile",
-         "profile": "cnnlab.profile", "load_compressed": "cnnlab.compress"}
+         "profile": "cnnlab.profile", "load_compressed": "cnnlab.compress",
+         "load_weights": "cnnlab.pretrained"}
 
 
 def __getattr__(name):

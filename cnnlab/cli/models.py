@@ -39,6 +39,8 @@ def cmd_list(args) -> int:
     names = list_models(args.pattern)
     if args.pattern and not names:
         raise CliError(f"no model matches {args.pattern!r}")
+    if args.pretrained:
+        return _list_pretrained(names, args)
     infos = [model_info(n) for n in names]
     if args.json:
         emit([{"name": i.name, "family": i.family, "input_size": list(i.input_size),
@@ -51,6 +53,21 @@ def cmd_list(args) -> int:
              f"{i.paper.authors.split(',')[0]} {i.paper.year}" if i.paper else "",
              "yes" if i.references else ""] for i in infos]
     print(render(rows, ["model", "family", "input", "paper", "figures"], right=set()))
+    return 0
+
+
+def _list_pretrained(names, args) -> int:
+    """The models with weights in the package, and the accuracy measured for them."""
+    from cnnlab.bundled import index
+
+    entries = {n: e for n, e in index().items() if n in names}
+    if args.json:
+        emit([{"name": n, **e} for n, e in entries.items()])
+        return 0
+    from cnnlab.table import render
+
+    rows = [[n, e["data"], f"{e['accuracy']:.2f}", e["val"]] for n, e in entries.items()]
+    print(render(rows, ["model", "trained on", "top-1 %", "measured on"], right={2}))
     return 0
 
 
@@ -252,6 +269,8 @@ def cmd_export(args) -> int:
 def add_commands(sub) -> None:
     p = sub.add_parser("list", help="registered models")
     p.add_argument("pattern", nargs="?", help="glob pattern, e.g. 'mobilenet*'")
+    p.add_argument("--pretrained", action="store_true",
+                   help="only models with bundled weights (create_model(..., pretrained=True))")
     json_opt(p)
     p.set_defaults(func=cmd_list)
 

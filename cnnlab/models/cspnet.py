@@ -9,6 +9,12 @@ authors' Darknet configurations (``cfg/csresnet50.cfg``, ``csresnext50.cfg``,
 leaky ReLU (slope 0.1), a 2×2/2 max pool after the 7×7 stem, and in the first stage of
 CSPResNe(X)t a block path narrower than the blocks (64 → 128), added as a partial shortcut.
 (timm's cspnet splits that first stage evenly instead: 21.62 M / 20.57 M parameters.)
+
+Deliberate differences from timm's ``cspresnet50``/``cspresnext50``/``cspdarknet53``, which
+stay (no ``release=`` gives timm's function): timm splits each stage evenly, uses linear
+(activation-free) split convolutions, leaky slope 0.01 and a 3×3 stem pool, where the
+authors' Darknet cfgs above have the partial split, activated split convolutions, slope 0.1
+and a 2×2 pool. timm's weights therefore do not compute the same function here.
 """
 
 from __future__ import annotations

@@ -13,6 +13,14 @@ integer φ (B1 has width 1.0 and depth 1.1; φ = 1 would give 1.1 and 1.2 at 258
 Table 2's figures belong to it. :func:`compound_scaling` gives the pure Eq. 3 network for
 any φ, and :func:`cnnlab.search.compound.phi_for_budget` finds the largest φ that fits a
 mult-add budget.
+
+Releases (``create_model("efficientnet_b0", release="tf")``, see
+:mod:`cnnlab.layers.release`): ``"tf"`` is the authors' TF network (also timm's
+``tf_efficientnet_b*``): BatchNorm eps 1e-3 (momentum 0.99 in TF's sense, 0.01 here) and TF
+"SAME" padding, asymmetric (0 before, 1 after) on even inputs to stride-2 convolutions where
+the paper network pads symmetrically; same parameters. ``"torchvision"``: torchvision's
+EfficientNets pad symmetrically and use eps 1e-5 for B0–B4 (the paper network here) but
+eps 1e-3 (momentum 0.01) for B5–B7.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import torch.nn as nn
 
 from cnnlab.layers.conv import ConvNormAct, make_divisible
 from cnnlab.layers.inverted_residual import MBConv
+from cnnlab.layers.release import Release
 from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
 from cnnlab.registry import Paper, register_model
 
@@ -57,6 +66,13 @@ STAGES = [  #   kernel stride expand out repeats
     MBConvStage(k=5, s=1, e=6, c=112, n=3),
     MBConvStage(k=5, s=2, e=6, c=192, n=4),
     MBConvStage(k=3, s=1, e=6, c=320, n=1),
+]
+RELEASES = [
+    Release("tf", "the authors' TF release: BN eps 1e-3, TF SAME padding", bn_eps=1e-3,
+            bn_momentum=0.01, same="all"),
+    Release("torchvision", "torchvision's B0-B4: the paper network", models=("*_b[0-4]",)),
+    Release("torchvision", "torchvision's B5-B7: BN eps 1e-3", bn_eps=1e-3, bn_momentum=0.01,
+            models=("*_b[5-7]",)),
 ]
 ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15  # Sec. 4, step 1
 BASE_RESOLUTION = 224

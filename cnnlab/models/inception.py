@@ -9,6 +9,12 @@ then n×1 with n = 7 on the 17×17 grid, 3×3 → 1×3 and 3×1 side by side on 
 widen the output), grid reduction by a stride-2 convolution beside a pool (Fig. 10), an
 auxiliary classifier with batch norm on the 17×17 grid. Built as the authors released it
 (TF-slim ``inception_v3``), which is what 23.8 M / 5.72 B count.
+
+Releases (:mod:`cnnlab.layers.release`): ``"torchvision"`` is torchvision's
+``inception_v3``, whose pool branches count the zero padding in the 3×3 average (PyTorch's
+default). The paper network, like TF-slim's release, averages the real pixels only; the
+torchvision variant exists so its weights compute its function. (torchvision's pretrained
+model also rescales its input with ``transform_input=True``: normalise for it yourself.)
 """
 
 from __future__ import annotations
@@ -20,9 +26,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnlab.layers.inception import BasicConv, Branches, conv, googlenet_module, make_branch, pool
+from cnnlab.layers.release import Release
 from cnnlab.models.base import AuxHeadNet, ClassifierHead, ConvNet, FCHead
 from cnnlab.registry import Paper, register_model
 
+RELEASES = {"torchvision": Release("torchvision", "pool branches average over the padding too",
+                                   pool_include_pad=True, models=("inception_v3",))}
 BN_INCEPTION = Paper("Batch Normalization: Accelerating Deep Network Training by Reducing "
                      "Internal Covariate Shift", "Ioffe, Szegedy", 2015, "1502.03167")
 INCEPTION_V3 = Paper("Rethinking the Inception Architecture for Computer Vision",

@@ -3,6 +3,10 @@
 Every full convolution but the first is factorised into a depthwise 3×3 and a pointwise 1×1
 convolution (Sec. 3.1), each followed by BN and ReLU. The width multiplier α thins every layer
 (Sec. 3.2); the resolution multiplier ρ is simply the input size.
+
+Releases (:mod:`cnnlab.layers.release`): ``"tf"`` is the TF-slim ``mobilenet_v1`` the
+authors released: ReLU6 where the paper says ReLU, BatchNorm eps 1e-3 (decay 0.9997) and TF
+"SAME" padding (asymmetric on even inputs to the stride-2 convolutions); same parameters.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from collections import OrderedDict
 import torch.nn as nn
 
 from cnnlab.layers import ConvNormAct, DepthwiseSeparable
+from cnnlab.layers.release import Release
 from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
 from cnnlab.registry import Paper, register_model
 
@@ -19,6 +24,9 @@ MOBILENET_V1 = Paper("MobileNets: Efficient Convolutional Neural Networks for Mo
                      "Applications", "Howard, Zhu, Chen, Kalenichenko, Wang, Weyand, Andreetto, "
                      "Adam", 2017, "1704.04861")
 
+RELEASES = {"tf": Release("tf", "TF-slim: ReLU6, BN eps 1e-3, TF SAME padding", bn_eps=1e-3,
+                          bn_momentum=0.0003, same="all", act=nn.ReLU6,
+                          models=("mobilenet_v1",))}
 STEM = 32  # Conv / s2, 3×3×3×32
 # Table 1: (depthwise stride, pointwise out channels)
 BODY = [

@@ -6,6 +6,11 @@ and two reduction cells as stem, then N normal cells, a reduction cell, N normal
 reduction cell, N normal cells. Filters double at each reduction. "N @ F" names a network by
 N and the number of filters F in its penultimate layer; the cells below are data, the
 genotypes the released code (TF-slim ``nasnet_utils.py``) executes.
+
+Releases (:mod:`cnnlab.layers.release`): ``"tf"`` is the TF-slim release (and timm's
+``nasnetalarge``): BatchNorm eps 1e-3 (decay 0.9997) and TF "SAME" padding, asymmetric on even
+inputs to strided convolutions and pools (``nasnet_a_mobile`` at 224 px meets them in three
+cells); same parameters.
 """
 
 from __future__ import annotations
@@ -16,9 +21,12 @@ import torch.nn as nn
 
 from cnnlab.layers.conv import ConvNormAct
 from cnnlab.layers.nas_ops import Cell, Genotype
+from cnnlab.layers.release import Release
 from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
 from cnnlab.registry import Paper, register_model
 
+RELEASES = {"tf": Release("tf", "TF-slim: BN eps 1e-3, TF SAME padding", bn_eps=1e-3,
+                          bn_momentum=0.0003, same="all")}
 NASNET = Paper("Learning Transferable Architectures for Scalable Image Recognition",
                "Zoph, Vasudevan, Shlens, Le", 2018, "1707.07012")
 

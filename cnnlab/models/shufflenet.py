@@ -10,6 +10,14 @@ element-wise ops): a channel split sends half the channels through 1×1 → 3×3
 the other half straight on, then concat and shuffle (Fig. 3c–d).
 
 "FLOPs" in both papers are mult-adds of convolutions and the classifier.
+
+Releases (:mod:`cnnlab.layers.release`): ``"megvii"`` is the authors' released V2
+(Megvii's ShuffleNet-Series): its classifier has no bias (1,000 parameters fewer). Deliberate
+difference from torchvision's ``shufflenet_v2_*``, which stays: a stride-2 V2 unit here widens
+as Megvii's code does (the main branch outputs out − in channels beside the in-channel
+shortcut branch), where torchvision splits out/2 and out/2 and misses Table 5's
+146/299/591 M. The two agree where a stage doubles its input (every stage of x0.5), so
+torchvision's ``shufflenet_v2_x0_5`` weights load here; x1.0–x2.0 do not fit.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import torch
 import torch.nn as nn
 
 from cnnlab.layers import ConvNormAct, channel_shuffle, channel_split, make_divisible
+from cnnlab.layers.release import Release
 from cnnlab.layers.se import SqueezeExcite
 from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
 from cnnlab.registry import Paper, register_model
@@ -38,6 +47,8 @@ V1_CHANNELS = {
     8: (384, 768, 1536),
 }
 V1_REPEATS = (4, 8, 4)  # per stage: one stride-2 unit, then stride-1 units
+RELEASES = {"megvii": Release("megvii", "Megvii's release: classifier without bias",
+                              fc_bias=False, models=("shufflenet_v2_*",))}
 V1_CONV1 = 24  # Conv1 3×3/2, then MaxPool 3×3/2
 
 # V2, Table 5: output channels of Stage 2, 3, 4 and Conv5 per width (Conv1 24, repeats 4/8/4)

@@ -5,6 +5,11 @@ entirely separately, so every Inception module becomes a depthwise separable con
 (depthwise k×k, then pointwise 1×1, no nonlinearity in between). 36 convolutional layers in
 14 modules, all with linear residual connections except the first and last; every
 convolution is followed by batch normalisation.
+
+Releases (:mod:`cnnlab.layers.release`): ``"tf"`` is Chollet's Keras ``Xception`` (and
+timm's): BatchNorm eps 1e-3 (Keras momentum 0.99) and TF-style "SAME" max pools, which pad
+only after on even inputs (74 → 37 at 299 px) where the paper network pads both sides; same
+parameters.
 """
 
 from __future__ import annotations
@@ -15,11 +20,16 @@ from dataclasses import dataclass
 import torch.nn as nn
 
 from cnnlab.layers import ConvNormAct, SeparableConv2d
+from cnnlab.layers.release import Release
 from cnnlab.models.base import ClassifierHead, ConvNet, FCHead
 from cnnlab.registry import Paper, register_model
 
 XCEPTION = Paper("Xception: Deep Learning with Depthwise Separable Convolutions", "Chollet",
                  2017, "1610.02357")
+
+
+RELEASES = {"tf": Release("tf", "Keras: BN eps 1e-3, TF SAME max pools", bn_eps=1e-3,
+                          bn_momentum=0.01, same="pool")}
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,8 @@ def profile(
     elif model_kwargs:
         raise ValueError(f"model arguments {sorted(model_kwargs)} need a model name, not a module")
     if input_size is None:
-        input_size = getattr(model, "default_input_size", None)
+        input_size = getattr(model, "default_input_size", None) or \
+            (getattr(model, "pretrained_cfg", None) or {}).get("input_size")
         if input_size is None:
             raise ValueError("input_size is required for a module without a default")
     input_size = tuple(int(s) for s in input_size)
