@@ -32,7 +32,6 @@ CASES: list[str] = [
     "summary mobilenet_v1 --set width_mult=-1", "summary lenet5 --batch-size -4",
     "summary lenet5 --batch-size 0", "summary lenet5 --depth -1", "summary lenet5 --set in_chans=0",
     "summary lenet5 --input-size 1x8x8", "summary lenet5 --input-size 3x32x32",
-    "summary lenet5 --checkpoint {missing}",
     # -- compare
     "compare", "compare lenet5 nosuchnet", "compare lenet5 alexnet --plot {ro}/z.png",
     "compare lenet5 alexnet --plot {file}/z.png", "compare lenet5 alexnet --plot {dir}",
@@ -172,6 +171,41 @@ CASES += [
     "distill lenet_300_100 --teacher {ckpt} --out {tmp}/d",
     "distill lenet5 --teacher lenet5_caffe:{ckpt} --out {tmp}/d",
     "eval lenet5 --checkpoint {ckpt} --checkpoint {tmp}/none.safetensors",
+]
+
+# structured pruning, binary nets, search, pictures, and weights files everywhere
+CASES += [
+    "prune lenet5 --out {tmp}/p", "prune lenet5 --checkpoint {missing} --out {tmp}/p",
+    "prune lenet5 --checkpoint {dir} --out {tmp}/p",
+    "prune alexnet --checkpoint {ckpt} --out {tmp}/p",
+    "prune lenet5 --checkpoint {ckpt} --out {tmp}/p --macs 0",
+    "prune lenet5 --checkpoint {ckpt} --out {tmp}/p --macs 1.5",
+    "prune lenet5 --checkpoint {ckpt} --out {tmp}/p --macs 0.001",
+    "prune lenet5 --checkpoint {ckpt} --out {tmp}/p --score bogus",
+    "prune lenet5 --checkpoint {ckpt} --out {file}",
+    "prune lenet5 --checkpoint {ckpt} --out {ro}/p",
+    "binarize lenet5 --checkpoint {ckpt} --out {tmp}/b",
+    "binarize lenet5 --checkpoint {ckpt} --mode ternary --out {tmp}/b",
+    "binarize lenet5 --checkpoint {missing} --mode bwn --out {tmp}/b",
+    "binarize alexnet --checkpoint {ckpt} --mode bwn --out {tmp}/b",
+    "binarize lenet5 --checkpoint {ckpt} --mode xnor --out {file}",
+    "binarize lenet5 --checkpoint {ckpt} --mode xnor --out {ro}/b",
+    "search", "search enas", "search enas --out {tmp}/s --space nas",
+    "search enas --out {tmp}/s --budget 0", "search enas --out {tmp}/s --budget -1",
+    "search enas --out {file}", "search enas --out {ro}/s",
+    "search enas --out {tmp}/s --data bogus",
+    "visualize lenet5 --out {tmp}/v", "visualize lenet5 --checkpoint {missing} --out {tmp}/v",
+    "visualize alexnet --checkpoint {ckpt} --filters --out {tmp}/v",
+    "visualize lenet5 --checkpoint {ckpt} --filters --out {file}",
+    "visualize lenet5 --checkpoint {ckpt} --filters --out {ro}/v",
+    "visualize lenet5 --checkpoint {ckpt} --saliency guided --out {tmp}/v",
+    "visualize lenet5 --checkpoint {ckpt} --saliency bogus --out {tmp}/v",
+    "visualize lenet5 --checkpoint {ckpt} --neighbours 0 --out {tmp}/v",
+    "summary lenet5 --checkpoint {missing}", "summary lenet5 --checkpoint {dir}",
+    "summary alexnet --checkpoint {dcz}", "summary lenet5 --checkpoint {garbage}",
+    "bench lenet5 --checkpoint {missing}", "bench lenet5 alexnet --checkpoint {dcz}",
+    "bench alexnet --checkpoint {dcz}", "export alexnet -o {tmp}/m.onnx --checkpoint {dcz}",
+    "export lenet5 -o {tmp}/m.onnx --checkpoint {corrupt_dcz}",
 ]
 
 # the same mistakes in every command that takes a model or an input size
