@@ -111,6 +111,8 @@ class ENASMacroNet(ConvNet):
             layer.skip = ReLUConvBN((k + 1) * c, c, [1]) if k else None
             self.layers.append(layer)
             chans.append(c)
+            self.add_feature(f"layers.{i}.{'skip' if k else 'op'}",
+                             2 ** sum(p < i for p in pools), c)
             if i in pools:
                 # only outputs read later need a reduced copy
                 later = {i + 1} | {j + 1 for ll in range(i + 1, n) for j, b in
@@ -181,6 +183,7 @@ class ENASMicroNet(ConvNet):
             self.cells.append(cell)
             chans.append(cell.out_channels)
             sizes.append(sizes[-1] * (2 if red else 1))
+            self.add_feature(f"cells.{i}", sizes[-1], cell.out_channels)
         self.min_input_size = 4
         self.act = nn.ReLU()
         self.head = ClassifierHead(chans[-1], num_classes, drop_rate=drop_rate)
