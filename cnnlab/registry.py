@@ -133,6 +133,32 @@ class ModelInfo:
 _REGISTRY: dict[str, ModelInfo] = {}
 
 
+def bind(builder: Callable, name: str, fixed: dict[str, Any], defaults: dict[str, Any],
+         doc: str | None = None) -> Callable[..., nn.Module]:
+    """``builder`` with the ``fixed`` arguments bound (a caller can no longer pass them) and
+    ``defaults`` shown as its defaults; its signature, docstring and module are the variant's,
+    so ``create_model`` checks arguments against it and ``cnnlab list`` files it under the
+    builder's family."""
+    sig = inspect.signature(builder)
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
+    unknown = [k for k in [*fixed, *defaults] if k not in sig.parameters and not takes_any]
+    if unknown:
+        raise ValueError(f"{name}: {builder.__name__} takes no argument(s) {unknown}")
+    params = [p.replace(kind=p.KEYWORD_ONLY, default=defaults.get(p.name, p.default))
+              if p.kind is not p.VAR_KEYWORD else p
+              for p in sig.parameters.values() if p.name not in fixed]
+
+    def build(**kwargs):
+        return builder(**fixed, **kwargs)
+
+    build.__signature__ = sig.replace(parameters=params)
+    build.__wrapped__ = builder  # the family's builder (the signature above still rules)
+    build.__name__ = build.__qualname__ = name
+    build.__module__ = builder.__module__
+    build.__doc__ = doc or builder.__doc__
+    return build
+
+
 def register_model(
     fn: Callable | None = None,
     *,
@@ -142,22 +168,31 @@ def register_model(
     num_classes: int = 1000,
     reference: dict | list[dict] | None = None,
     defaults: dict[str, Any] | None = None,
+    fixed: dict[str, Any] | None = None,
+    doc: str | None = None,
 ):
-    """Register a model builder.
+    """Register a model builder, as a decorator or called on a family's builder to register
+    one variant of it: ``register_model(resnet, name="resnet50", fixed={"depth": 50}, ...)``.
 
     ``reference`` is one dict or a list of dicts (one per configuration the paper reports,
     e.g. each width multiplier), with keys ``params``, ``macs`` (figures as printed), ``table``,
     ``input_size``, ``top1``, ``top5``, ``kwargs`` (builder arguments for that row),
     ``size_mib`` (fp32 size in MiB, written as printed: ``"4.8"`` for "4.8 MB"),
     and, where the paper's figure is not the network's, ``exact_params``/``exact_macs`` and
-    ``note``. ``defaults`` are builder keyword arguments bound under this name, so one builder
-    can be registered under several names (``vgg16`` = ``vgg_d``).
+    ``note``. ``fixed`` are builder arguments bound under this name (the variant's depth,
+    configuration, ...; a caller cannot pass them); ``defaults`` are arguments a caller may
+    still override (``vgg16_bn`` = ``vgg16`` with ``batch_norm=True``). ``doc`` is the
+    variant's docstring (the builder's when not given). Called on a builder it returns the
+    variant's builder; as a decorator it leaves the decorated function as it is.
     """
 
     def wrap(builder: Callable) -> Callable:
         model_name = name or builder.__name__
         if model_name in _REGISTRY:
             raise ValueError(f"model {model_name!r} is registered twice")
+        original = builder
+        if fixed or defaults or doc:
+            builder = bind(builder, model_name, dict(fixed or {}), dict(defaults or {}), doc)
         refs = reference if isinstance(reference, list) else [reference] if reference else []
         family = builder.__module__.rsplit(".", 1)[-1]
         _REGISTRY[model_name] = ModelInfo(
@@ -170,7 +205,7 @@ def register_model(
             references=tuple(Reference.from_dict(r, tuple(input_size)) for r in refs),
             defaults=dict(defaults or {}),
         )
-        return builder
+        return builder if fn is not None else original  # a decorator leaves the function be
 
     return wrap(fn) if fn is not None else wrap
 
@@ -180,13 +215,14 @@ def _load_models() -> None:
 
 
 def list_models(pattern: str | list[str] | None = None) -> list[str]:
-    """Sorted registered names, optionally filtered by glob pattern(s)."""
+    """Sorted registered names, optionally filtered by glob pattern(s), ignoring case as
+    timm's ``list_models("*ResNet*")`` does."""
     _load_models()
     names = sorted(_REGISTRY)
     if pattern is None:
         return names
-    patterns = [pattern] if isinstance(pattern, str) else list(pattern)
-    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    patterns = [p.lower() for p in ([pattern] if isinstance(pattern, str) else pattern)]
+    return [n for n in names if any(fnmatch.fnmatchcase(n.lower(), p) for p in patterns)]
 
 
 def model_info(name: str) -> ModelInfo:
@@ -202,23 +238,30 @@ def model_info(name: str) -> ModelInfo:
 
 def _check_common(name: str, kwargs: dict) -> None:
     """The arguments every model shares, checked once here rather than in each family."""
-    for key in ("num_classes", "in_chans"):
+    for key, least in (("num_classes", 0), ("in_chans", 1)):
         v = kwargs.get(key)
-        if key in kwargs and (isinstance(v, bool) or not isinstance(v, int) or v <= 0):
-            raise ValueError(f"{name}: {key} must be a positive integer, got {v!r}")
+        if key in kwargs and (isinstance(v, bool) or not isinstance(v, int) or v < least):
+            headless = " (or 0 for a headless model)" if key == "num_classes" else ""
+            raise ValueError(f"{name}: {key} must be a positive integer{headless}, got {v!r}")
     rate = kwargs.get("drop_rate", 0.0)
     if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
         raise ValueError(f"{name}: drop_rate must be in [0, 1), got {rate!r}")
 
 
-def create_model(name: str, *, features_only: bool = False, **kwargs) -> nn.Module:
+def create_model(name: str, *, features_only: bool = False,
+                 out_indices: tuple[int, ...] | None = None, **kwargs) -> nn.Module:
     """Build a registered model: ``create_model("mobilenet_v1", width_mult=0.5)``.
 
     Keyword arguments go to the builder (``num_classes``, ``in_chans``, ``drop_rate`` and the
     family's own, e.g. ``width_mult``). Unknown keywords raise ``ValueError`` naming the valid
     ones. The model's ``init_weights()`` runs once it is built (a no-op under
-    :func:`cnnlab.profile.skip_init`). ``features_only=True`` returns a
-    :class:`cnnlab.models.base.FeatureExtractor` that yields the feature maps at each stride.
+    :func:`cnnlab.profile.skip_init`).
+
+    As in timm: ``num_classes=0`` gives a classifier without its classifier layer, whose
+    ``forward`` returns the pooled features (``model.num_features`` wide);
+    ``features_only=True`` returns a :class:`cnnlab.models.base.FeatureExtractor` that yields
+    the feature maps at each stride, ``out_indices`` (indices into ``feature_info``) picks
+    some of them.
     """
     info = model_info(name)
     params = inspect.signature(info.builder).parameters
@@ -229,12 +272,22 @@ def create_model(name: str, *, features_only: bool = False, **kwargs) -> nn.Modu
             valid = ", ".join(p for p in params if p != "kwargs")
             raise ValueError(f"{name}: unknown argument(s) {', '.join(bad)}; valid: {valid}")
     _check_common(name, kwargs)
+    if out_indices is not None and not features_only:
+        raise ValueError(f"{name}: out_indices needs features_only=True")
+    headless = kwargs.get("num_classes") == 0
+    if headless:
+        del kwargs["num_classes"]
     model = info.builder(**{**info.defaults, **kwargs})
     if hasattr(model, "init_weights"):
         model.init_weights()
     model.model_name = name
+    if headless:
+        if getattr(model, "dense_prediction", False):
+            raise ValueError(f"{name}: num_classes=0 (headless) is for classifiers; {name} "
+                             "predicts a score map per pixel")
+        model.reset_classifier(0)
     if features_only:
         from cnnlab.models.base import FeatureExtractor
 
-        return FeatureExtractor(model)
+        return FeatureExtractor(model, out_indices)
     return model

@@ -84,4 +84,4 @@ def test_features_only_strides(kind):
 
 def test_invalid_arguments():
     with pytest.raises(ValueError, match="num_classes"):
-        cnnlab.create_model("cspdarknet53", num_classes=0)
+        cnnlab.create_model("cspdarknet53", num_classes=-1)

@@ -2,7 +2,6 @@
 the budget search, MBConv/SE blocks, tiny forward/backward, feature strides."""
 
 import math
-import time
 
 import pytest
 import torch
@@ -19,11 +18,10 @@ from cnnlab.models.efficientnet import (
     EfficientNet,
     compound_coefficients,
     compound_scaling,
-    config_macs,
-    phi_for_budget,
     scale,
 )
 from cnnlab.profile import build_on_meta
+from cnnlab.search.compound import config_macs, phi_for_budget
 
 # The authors' released networks (tensorflow/tpu efficientnet_builder.py with its rounding):
 # stem, seven stage widths, head; repeats per stage; resolution.
@@ -150,17 +148,14 @@ def test_features_only_strides():
     assert [o.shape[1] for o in outs] == feats.channels == [16, 24, 40, 112, 320]
 
 
-def test_profiling_b7_on_meta_is_fast():
-    cnnlab.profile("efficientnet_b0")  # warm the counter
-    t0 = time.perf_counter()
-    p = cnnlab.profile("efficientnet_b7")  # 37.7 G mult-adds: ~0.15 s idle, < 1.5 s loaded
-    elapsed = time.perf_counter() - t0
+def test_b7_profiles_on_meta():
+    """Its speed is benchmarks/profile_speed.py's to measure (every model, goal < 5 s)."""
+    p = cnnlab.profile("efficientnet_b7")  # 37.7 G mult-adds, shape-only
     assert p.params == 66_347_960
-    assert elapsed < 5.0, f"profiling B7 on meta took {elapsed:.2f} s"
 
 
 @pytest.mark.parametrize("kwargs", [{"drop_rate": 1.5}, {"drop_path_rate": -0.1},
-                                    {"num_classes": 0}])
+                                    {"num_classes": -1}])
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         cnnlab.create_model("efficientnet_b0", **kwargs)

@@ -85,22 +85,30 @@ def test_small_models_forward_backward(name):
     assert all(p.grad is not None for p in m.parameters() if p.requires_grad)
 
 
+# Dense predictors' score maps: FCN crops back to the input (Sec. 4.1), U-Net's valid
+# convolutions give 388x388 for a 572x572 tile (Fig. 1), the hourglass predicts at 64x64
+# from 256x256 (Sec. 3.1)
+DENSE_OUTPUT = {"fcn8s": (500, 500), "fcn16s": (500, 500), "fcn32s": (500, 500),
+                "unet": (388, 388), "hourglass": (64, 64)}
+
+
 @pytest.mark.parametrize("name", cnnlab.list_models())
-def test_every_model_runs_on_meta(name):
-    m = build_on_meta(name)
-    m.eval()
-    out = m(torch.empty(1, *cnnlab.model_info(name).input_size, device="meta"))
+def test_every_model_runs_on_meta(name, meta_model):
+    info = cnnlab.model_info(name)
+    m = meta_model(name)
+    out = m(torch.empty(1, *info.input_size, device="meta"))
     # classifiers give (1, classes); dense models (1, classes, H, W)
-    assert out.shape[:2] == (1, cnnlab.model_info(name).num_classes)
+    assert tuple(out.shape) == (1, info.num_classes, *DENSE_OUTPUT.get(name, ()))
+    assert m.dense_prediction == (name in DENSE_OUTPUT)
 
 
 FIXED_SIZE = {"lenet_300_100", "lenet5_caffe"}  # checked in their own test
 
 
 @pytest.mark.parametrize("name", [n for n in cnnlab.list_models() if n not in FIXED_SIZE])
-def test_min_input_size_is_exact(name):
+def test_min_input_size_is_exact(name, meta_model):
     """The declared minimum runs; one pixel less is refused with a message naming it."""
-    m = build_on_meta(name)
+    m = meta_model(name)
     lo = m.min_input_size
     c = cnnlab.model_info(name).input_size[0]
     cnnlab.profile(m, (c, lo, lo))
@@ -153,12 +161,12 @@ def test_lenet5_c3_dense_path_equals_the_partial_connections():
 
 
 @pytest.mark.parametrize("name", [n for n in cnnlab.list_models() if n != "lenet_300_100"])
-def test_features_only_matches_declared_feature_info(name):
+def test_features_only_matches_declared_feature_info(name, meta_model):
     """Every model (but the MLP) yields one map per declared stride, with the declared
     channels; later maps are no larger than earlier ones."""
     from cnnlab.models.base import FeatureExtractor
 
-    m = build_on_meta(name).eval()
+    m = meta_model(name)
     info = m.feature_info
     outs = FeatureExtractor(m)(torch.empty(1, *cnnlab.model_info(name).input_size,
                                            device="meta"))

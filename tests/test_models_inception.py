@@ -178,7 +178,7 @@ def test_simpnet_has_13_conv_layers():
 
 
 @pytest.mark.parametrize("name,kwargs", [
-    ("googlenet", {"num_classes": 0}), ("inception_v3", {"num_classes": -1}),
+    ("googlenet", {"num_classes": -2}), ("inception_v3", {"num_classes": -1}),
     ("allcnn_c", {"drop_rate": 1.5}), ("simpnet", {"drop_rate_early": -0.1}),
 ])
 def test_invalid_arguments(name, kwargs):

@@ -112,7 +112,7 @@ def test_drop_path_drops_whole_samples():
 
 
 @pytest.mark.parametrize("kwargs", [{"width_mult": 0}, {"output_stride": 12},
-                                    {"drop_rate": 1.0}, {"num_classes": 0}])
+                                    {"drop_rate": 1.0}, {"num_classes": -1}])
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         cnnlab.create_model("mobilenet_v2", **kwargs)

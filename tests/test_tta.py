@@ -6,6 +6,7 @@ import torch
 import cnnlab
 from cnnlab.data import TensorData
 from cnnlab.models.vgg import VGGNet
+from cnnlab.profile import build_on_meta
 from cnnlab.train import evaluate
 from cnnlab.train.tta import DenseForm, dense_form, tta_views
 
@@ -33,7 +34,7 @@ def test_dense_form_averages_the_classifier_over_every_7x7_window(small_vgg):
 
 def test_which_networks_run_densely(small_vgg):
     assert isinstance(dense_form(small_vgg), DenseForm)
-    assert isinstance(dense_form(cnnlab.create_model("alexnet")), DenseForm)
+    assert isinstance(dense_form(build_on_meta("alexnet")), DenseForm)
     resnet = cnnlab.create_model("resnet20")
     assert dense_form(resnet) is resnet  # global average pooling: already fully convolutional
     assert dense_form(cnnlab.create_model("lenet5")) is None

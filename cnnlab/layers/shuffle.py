@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from cnnlab.layers.trace import is_symbolic
+
 
 def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     """Reshape the C channels to (groups, C / groups), transpose, flatten (Fig. 1c).
@@ -14,17 +16,17 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     group of the next grouped convolution sees one channel from every group before it. The
     inverse is ``channel_shuffle(·, C // groups)``.
     """
-    b, c = x.shape[:2]
-    if groups < 1 or c % groups:
-        raise ValueError(f"channel_shuffle: {c} channels do not split into {groups} groups")
-    return x.reshape(b, groups, c // groups, *x.shape[2:]).transpose(1, 2).reshape(x.shape)
+    if not is_symbolic(x) and (groups < 1 or x.shape[1] % groups):
+        raise ValueError(f"channel_shuffle: {x.shape[1]} channels do not split into {groups} "
+                         "groups")
+    return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
 
 
 def channel_split(x: torch.Tensor, first: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Split the channels into ``first`` and ``C - first`` (``c' = c / 2`` by default)."""
     c = x.shape[1]
     first = c // 2 if first is None else first
-    if not 0 < first < c:
+    if not is_symbolic(x) and not 0 < first < c:
         raise ValueError(f"channel_split: cannot split {c} channels at {first}")
     return x[:, :first], x[:, first:]
 

@@ -1,17 +1,26 @@
 """The interface every cnnlab model shares (timm's, so tools work on any of them).
 
 ``forward_features(x)`` → last feature map, ``forward_head(x)`` → logits,
-``reset_classifier(n)``, ``feature_info`` (the module ending each stride, for
+``reset_classifier(n)`` (``n = 0``: headless, ``forward`` returns the pooled features,
+``num_features`` wide), ``feature_info`` (the module ending each stride, for
 ``features_only=True``), and ``min_input_size``: smaller inputs raise a ``ValueError`` that
 names the minimum instead of failing deep inside a layer.
+
+Every classifier traces with ``torch.fx.symbolic_trace`` (input checks step aside while
+tracing). ``torch.jit.script`` is not supported: TorchScript is deprecated upstream
+(PyTorch recommends ``torch.export``/``torch.compile``), and the models use Python that it
+cannot compile.
 """
 
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 
 import torch
 import torch.nn as nn
+
+from cnnlab.layers.trace import is_symbolic
 
 
 def check_arg(ok: bool, message: str) -> None:
@@ -95,9 +104,31 @@ class ConvNet(nn.Module):
 
     min_input_size: int = 1
     feature_info: list[dict] = []
+    dense_prediction = False  # FCN, U-Net, hourglass: scores per pixel, not per image
+
+    @property
+    def num_features(self) -> int:
+        """Width of the pooled features ``forward_head(x, pre_logits=True)`` returns (the
+        classifier's input; timm's name)."""
+        return self.__dict__.get("_num_features") or self.head.in_features
+
+    @num_features.setter
+    def num_features(self, n: int) -> None:
+        self.__dict__["_num_features"] = n
 
     def init_weights(self) -> None:
         default_init(self)
+
+    def add_feature(self, module: str, reduction: int, channels: int) -> None:
+        """Declare ``module``'s output the feature map at ``reduction``; a later module at the
+        same reduction takes its place (``feature_info`` keeps the last map of each stride)."""
+        if "feature_info" not in self.__dict__:
+            self.feature_info = []
+        info = dict(module=module, reduction=reduction, channels=channels)
+        if self.feature_info and self.feature_info[-1]["reduction"] == reduction:
+            self.feature_info[-1] = info
+        else:
+            self.feature_info.append(info)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -113,19 +144,96 @@ class ConvNet(nn.Module):
         self.num_classes = num_classes
 
     def check_input(self, x: torch.Tensor) -> None:
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
-            return  # a Python-level check would be frozen into the graph
+        """Raise a ``ValueError`` that says what input the model needs (not while traced)."""
+        if not is_symbolic(x):
+            message = self.input_error(x)
+            if message:
+                raise ValueError(message)
+
+    def input_error(self, x: torch.Tensor) -> str | None:
         size = min(x.shape[-2:]) if x.dim() >= 3 else None
         if size is not None and size < self.min_input_size:
-            name = getattr(self, "model_name", type(self).__name__)
-            raise ValueError(
-                f"{name} needs inputs of at least {self.min_input_size}x{self.min_input_size}"
-                f" pixels, got {tuple(x.shape[-2:])}"
-            )
+            return (f"{self.display_name} needs inputs of at least {self.min_input_size}x"
+                    f"{self.min_input_size} pixels, got {tuple(x.shape[-2:])}")
+        return None
+
+    @property
+    def display_name(self) -> str:
+        return getattr(self, "model_name", type(self).__name__)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         return self.forward_head(self.forward_features(x))
+
+    def fc_layers_as_conv(self) -> nn.Sequential | None:
+        """The fully connected head cast as convolutions (VGG Sec. 3.2, FCN Sec. 3.1): "the
+        first FC layer [becomes] a 7×7 conv. layer, the last two FC layers 1×1 conv. layers".
+        Named as in the reference Caffe networks (``fc6``, ``relu6``, ``drop6``, ``fc7``, …);
+        the convolutions' weights are the linear layers' own (views, no copies). None unless
+        the head is FC layers over an adaptive k×k pool (VGG, AlexNet)."""
+        pool, classifier = getattr(self, "pool", None), getattr(self, "classifier", None)
+        if not (isinstance(pool, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d))
+                and isinstance(classifier, nn.Sequential)
+                and isinstance(getattr(self, "head", None), ClassifierHead)
+                and pool.output_size not in (1, (1, 1))):
+            return None
+        k = pool.output_size if isinstance(pool.output_size, int) else pool.output_size[0]
+        layers, n = OrderedDict(), 5
+        for m in [*classifier, self.head.drop, self.head.fc]:
+            at = n if n > 5 else "_in"  # after fc{n}; before the first: "_in"
+            if isinstance(m, nn.Linear):
+                size, n = k if n == 5 else 1, n + 1
+                layers[f"fc{n}"] = _linear_as_conv(m, size)
+            elif isinstance(m, nn.ReLU):
+                layers[f"relu{at}"] = m
+            elif isinstance(m, nn.Dropout):
+                layers[f"drop{at}"] = m
+            elif not isinstance(m, (nn.Flatten, nn.Identity)):
+                return None
+        return nn.Sequential(layers)
+
+    def as_fully_convolutional(self) -> nn.Module | None:
+        """The network applied to a whole image of any size, its class scores averaged over
+        the positions (VGG Sec. 3.2): itself when its head pools globally, a
+        :class:`DenseForm` when the head is FC layers over a k×k pool, else None."""
+        if self.fc_layers_as_conv() is not None:
+            return DenseForm(self)
+        head = getattr(self, "head", None)
+        if isinstance(head, ClassifierHead) and isinstance(
+                head.pool, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
+            return self
+        return None
+
+
+def _linear_as_conv(linear: nn.Linear, size: int) -> nn.Conv2d:
+    """A size×size convolution whose weight is ``linear``'s, viewed (no copy)."""
+    conv = nn.Conv2d(linear.in_features // (size * size), linear.out_features, size,
+                     bias=linear.bias is not None, device="meta")
+    conv.weight = nn.Parameter(linear.weight.detach().view(conv.weight.shape),
+                               linear.weight.requires_grad)
+    if linear.bias is not None:
+        conv.bias = nn.Parameter(linear.bias.detach(), linear.bias.requires_grad)
+    return conv
+
+
+class DenseForm(nn.Module):
+    """A network with an FC head as a fully-convolutional one (VGG Sec. 3.2): the head's
+    convolutions (:meth:`ConvNet.fc_layers_as_conv`) applied to the whole feature map, the
+    class score map spatially averaged. At the training input size (a k×k map) it gives exactly the
+    network's output; a map smaller than one window goes through the network's own head."""
+
+    def __init__(self, model: ConvNet):
+        super().__init__()
+        self.model = model
+        size = model.pool.output_size
+        self.k = size if isinstance(size, int) else size[0]
+
+    def forward(self, x):
+        x = self.model.forward_features(x)
+        if min(x.shape[-2:]) < self.k:
+            return self.model.forward_head(x)
+        # built per call from views: it follows the weights as they are trained
+        return self.model.fc_layers_as_conv()(x).mean((2, 3))
 
 
 class AuxHeadNet(ConvNet):
@@ -137,6 +245,12 @@ class AuxHeadNet(ConvNet):
     def forward_features(self, x: torch.Tensor, aux_out: list | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def reset_classifier(self, num_classes: int) -> None:
+        """Headless (``num_classes=0``): the auxiliary classifiers go too."""
+        super().reset_classifier(num_classes)
+        if num_classes == 0:
+            self.aux = None
+
     def forward(self, x: torch.Tensor):
         self.check_input(x)
         aux = [] if self.aux is not None and self.training else None
@@ -145,25 +259,40 @@ class AuxHeadNet(ConvNet):
 
 
 class _Stop(Exception):
-    pass
+    def __init__(self, extractor: nn.Module):
+        super().__init__()
+        self.extractor = extractor
 
 
 class FeatureExtractor(nn.Module):
     """Runs a model's ``forward_features`` and returns the map at the end of each stride.
 
     The model's ``feature_info`` names the modules (``{"module", "reduction", "channels"}``);
-    the head is never run and the pass stops after the last requested map.
+    ``out_indices`` picks some of them (timm's argument). The head is never run and, with
+    ``stop_early``, the pass stops after the deepest requested map (a dense model's
+    :class:`~cnnlab.models.fcn.Encoder` runs it whole, so an extractor of the dense model
+    can stop inside it).
     """
+
+    stop_early = True
 
     def __init__(self, model: nn.Module, out_indices: tuple[int, ...] | None = None):
         super().__init__()
         info = list(getattr(model, "feature_info", []))
         if not info:
             raise ValueError(f"{type(model).__name__} does not declare feature_info")
-        if out_indices is not None:
-            info = [info[i] for i in out_indices]
+        n = len(info)
+        if out_indices is None:
+            out_indices = range(n)
+        bad = [i for i in out_indices if isinstance(i, bool) or not isinstance(i, int)
+               or not -n <= i < n]
+        if bad or not out_indices:
+            raise ValueError(f"out_indices {tuple(out_indices)}: {type(model).__name__} has {n} "
+                             f"feature maps (indices 0-{n - 1}, strides "
+                             f"{[f['reduction'] for f in info]})")
         self.model = model
-        self.feature_info = info
+        self.feature_info = [info[i] for i in out_indices]
+        self.last_module = info[max(i % n for i in out_indices)]["module"]
         self.model_name = getattr(model, "model_name", type(model).__name__)
 
     @property
@@ -177,23 +306,23 @@ class FeatureExtractor(nn.Module):
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         modules = dict(self.model.named_modules())
         outs: dict[str, torch.Tensor] = {}
-        last = self.feature_info[-1]["module"]
 
         def hook_for(name):
             def hook(module, args, out):
                 outs[name] = out
-                if name == last:
-                    raise _Stop
+                if self.stop_early and name == self.last_module:
+                    raise _Stop(self)
             return hook
 
-        hooks = [modules[f["module"]].register_forward_hook(hook_for(f["module"]))
-                 for f in self.feature_info]
+        names = {f["module"] for f in self.feature_info}
+        hooks = [modules[name].register_forward_hook(hook_for(name)) for name in names]
         try:
             if hasattr(self.model, "check_input"):
                 self.model.check_input(x)
             self.model.forward_features(x)
-        except _Stop:
-            pass
+        except _Stop as stop:
+            if stop.extractor is not self:  # an outer extractor stops inside this one
+                raise
         finally:
             for h in hooks:
                 h.remove()

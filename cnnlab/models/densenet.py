@@ -95,42 +95,33 @@ class DenseNet(ConvNet):
         return self.final_act(x)
 
 
-def _register_imagenet(depth):
+def densenet_imagenet(depth, num_classes=1000, in_chans=3, drop_rate=0.0, conv_drop_rate=0.0,
+                      memory_efficient=False):
     k, stem, layers = IMAGENET[depth]
-    params, top1 = IMAGENET_REFS[depth]
-
-    def build(num_classes=1000, in_chans=3, drop_rate=0.0, conv_drop_rate=0.0,
-              memory_efficient=False):
-        return DenseNet(layers, k, stem, True, 0.5, "imagenet", num_classes, in_chans,
-                        drop_rate, conv_drop_rate, memory_efficient)
-
-    build.__doc__ = (f"DenseNet-{depth} (k = {k}) for ImageNet (Huang et al. 2017, Table 1): "
-                     f"dense blocks of {layers} layers.")
-    build.__module__ = __name__
-    register_model(build, name=f"densenet{depth}", paper=DENSENET, reference={
-        "params": params, "table": "Table 1 (layout), Table 3 (top-1)", "top1": top1})
+    return DenseNet(layers, k, stem, True, 0.5, "imagenet", num_classes, in_chans, drop_rate,
+                    conv_drop_rate, memory_efficient)
 
 
-def _register_cifar(bc, depth, k, params):
+def densenet_cifar(bc, depth, k, num_classes=10, in_chans=3, drop_rate=0.0, conv_drop_rate=0.0,
+                   memory_efficient=False):
     n = (depth - 4) // (6 if bc else 3)
-    stem = 2 * k if bc else 16
-
-    def build(num_classes=10, in_chans=3, drop_rate=0.0, conv_drop_rate=0.0,
-              memory_efficient=False):
-        return DenseNet([n] * 3, k, stem, bc, 0.5 if bc else 1.0, "cifar", num_classes,
-                        in_chans, drop_rate, conv_drop_rate, memory_efficient)
-
-    kind = "DenseNet-BC" if bc else "DenseNet"
-    build.__doc__ = (f"{kind} (L = {depth}, k = {k}) for CIFAR (Huang et al. 2017, Table 2): "
-                     f"three dense blocks of {n} layers; conv_drop_rate=0.2 as trained without "
-                     "augmentation.")
-    build.__module__ = __name__
-    name = f"densenet_{'bc_' if bc else ''}{depth}_{k}"
-    register_model(build, name=name, paper=DENSENET, input_size=(3, 32, 32), num_classes=10,
-                   reference={"params": params, "table": "Table 2"})
+    return DenseNet([n] * 3, k, 2 * k if bc else 16, bc, 0.5 if bc else 1.0, "cifar",
+                    num_classes, in_chans, drop_rate, conv_drop_rate, memory_efficient)
 
 
-for _depth in IMAGENET:
-    _register_imagenet(_depth)
+for _depth, (_k, _, _layers) in IMAGENET.items():
+    _params, _top1 = IMAGENET_REFS[_depth]
+    register_model(densenet_imagenet, name=f"densenet{_depth}", fixed={"depth": _depth},
+                   paper=DENSENET, reference={"params": _params, "top1": _top1,
+                                              "table": "Table 1 (layout), Table 3 (top-1)"},
+                   doc=f"DenseNet-{_depth} (k = {_k}) for ImageNet (Huang et al. 2017, "
+                       f"Table 1): dense blocks of {_layers} layers.")
 for (_bc, _depth, _k), _params in CIFAR.items():
-    _register_cifar(_bc, _depth, _k, _params)
+    register_model(densenet_cifar, name=f"densenet_{'bc_' if _bc else ''}{_depth}_{_k}",
+                   fixed={"bc": _bc, "depth": _depth, "k": _k}, paper=DENSENET,
+                   input_size=(3, 32, 32), num_classes=10,
+                   reference={"params": _params, "table": "Table 2"},
+                   doc=f"{'DenseNet-BC' if _bc else 'DenseNet'} (L = {_depth}, k = {_k}) for "
+                       f"CIFAR (Huang et al. 2017, Table 2): three dense blocks of "
+                       f"{(_depth - 4) // (6 if _bc else 3)} layers; conv_drop_rate=0.2 as "
+                       "trained without augmentation.")

@@ -11,7 +11,8 @@ authors released and Table 2 reports, built from the authors' coefficient table
 :data:`COEFFICIENTS` (width, depth, resolution, dropout). That table is *not* α^φ, β^φ, γ^φ at
 integer φ (B1 has width 1.0 and depth 1.1; φ = 1 would give 1.1 and 1.2 at 258 px), so
 Table 2's figures belong to it. :func:`compound_scaling` gives the pure Eq. 3 network for
-any φ, and :func:`phi_for_budget` finds the largest φ that fits a mult-add budget.
+any φ, and :func:`cnnlab.search.compound.phi_for_budget` finds the largest φ that fits a
+mult-add budget.
 """
 
 from __future__ import annotations
@@ -128,45 +129,6 @@ def compound_scaling(phi: float, alpha: float = ALPHA, beta: float = BETA, gamma
     return scale(w, d, max(1, round(base_resolution * r)), dropout)
 
 
-def config_macs(config: EfficientNetConfig, num_classes: int = 1000) -> int:
-    """Mult-adds of the network ``config`` describes at its resolution (profiled on meta)."""
-    import torch
-
-    from cnnlab.profile import profile, skip_init
-
-    with torch.device("meta"), skip_init():
-        model = EfficientNet(config, num_classes=num_classes)
-    return profile(model).macs
-
-
-def phi_for_budget(max_macs: float, alpha: float = ALPHA, beta: float = BETA,
-                   gamma: float = GAMMA, lo: float = -4.0, hi: float = 10.0,
-                   tol: float = 1e-3) -> tuple[float, EfficientNetConfig, int]:
-    """Largest φ in [lo, hi] (to ``tol``) whose compound-scaled network has at most
-    ``max_macs`` mult-adds: ``(phi, config, macs)``.
-
-    Mult-adds never decrease with φ (rounding to 8 and rounding up are monotone), so this
-    bisects on profiled counts.
-    """
-    check_arg(isinstance(max_macs, (int, float)) and max_macs > 0,
-              f"the mult-add budget must be a positive number, got {max_macs!r}")
-    check_arg(lo < hi and tol > 0, f"need lo < hi and tol > 0, got {lo}, {hi}, {tol}")
-
-    def macs(phi):
-        return config_macs(compound_scaling(phi, alpha, beta, gamma))
-
-    lo_macs = macs(lo)
-    check_arg(lo_macs <= max_macs, f"budget {max_macs:,.0f} is below the smallest network "
-                                   f"searched (phi={lo}: {lo_macs:,} mult-adds)")
-    if macs(hi) <= max_macs:
-        raise ValueError(f"budget {max_macs:,.0f} fits phi={hi}, the top of the search range")
-    while hi - lo > tol:
-        mid = (lo + hi) / 2
-        m = macs(mid)
-        lo, lo_macs, hi = (mid, m, hi) if m <= max_macs else (lo, lo_macs, mid)
-    return lo, compound_scaling(lo, alpha, beta, gamma), lo_macs
-
-
 class EfficientNet(ConvNet):
     """Stem, the MBConv stages of ``config``, a 1×1 head convolution, pooling and FC.
 
@@ -188,8 +150,7 @@ class EfficientNet(ConvNet):
         self.default_input_size = (in_chans, config.resolution, config.resolution)
         c = config.stem
         self.stem = ConvNormAct(in_chans, c, 3, 2, act=nn.SiLU)
-        self.feature_info = []
-        infos = {2: dict(module="stem", reduction=2, channels=c)}
+        self.add_feature("stem", 2, c)
         total, idx, reduction = sum(config.repeats), 0, 2
         stages = []
         for i, st in enumerate(config.stages):
@@ -200,9 +161,8 @@ class EfficientNet(ConvNet):
                                      drop_path=drop_path_rate * idx / total))
                 c, idx, reduction = st.c, idx + 1, reduction * stride
             stages.append(nn.Sequential(*blocks))
-            infos[reduction] = dict(module=f"stages.{i}", reduction=reduction, channels=c)
+            self.add_feature(f"stages.{i}", reduction, c)
         self.stages = nn.Sequential(*stages)
-        self.feature_info = list(infos.values())
         self.conv_head = ConvNormAct(c, config.head, 1, act=nn.SiLU)
         self.num_features = config.head
         self.head = ClassifierHead(config.head, num_classes, drop_rate=drop_rate)
@@ -227,13 +187,13 @@ class EfficientNet(ConvNet):
         return self.conv_head(self.stages(self.stem(x)))
 
 
-def _efficientnet(variant, num_classes, in_chans, drop_rate, drop_path_rate):
+def efficientnet(variant, num_classes=1000, in_chans=3, drop_rate=None, drop_path_rate=0.2):
+    """EfficientNet-``variant`` from :data:`COEFFICIENTS`; ``drop_rate`` defaults to the
+    variant's dropout."""
+    check_arg(variant in COEFFICIENTS, f"variant must be one of {', '.join(COEFFICIENTS)}, "
+                                       f"got {variant!r}")
     return EfficientNet(scale(*COEFFICIENTS[variant]), num_classes, in_chans, drop_rate,
                         drop_path_rate)
-
-
-def _ref(params, macs, **extra):
-    return {"params": params, "macs": macs, "table": "Table 2", **extra}
 
 
 def _note(variant, what, count):
@@ -243,59 +203,28 @@ def _note(variant, what, count):
             "Table 2's gaps (B1's figure is above the network's count, B4's below)")
 
 
-@register_model(paper=EFFICIENTNET, reference=_ref("5.3M", "0.39B"))
-def efficientnet_b0(num_classes=1000, in_chans=3, drop_rate=0.2, drop_path_rate=0.2):
-    """EfficientNet-B0 (Table 1): the baseline, 224 px."""
-    return _efficientnet("b0", num_classes, in_chans, drop_rate, drop_path_rate)
+# Table 2: params and FLOPs (mult-adds) as printed; where a figure is not the released
+# network's, the exact count and the note that says so
+TABLE2 = {
+    "b0": ("5.3M", "0.39B", {}),
+    "b1": ("7.8M", "0.70B", {"exact_macs": 686_802_832,
+                             "note": _note("b1", "0.70 B", "686.8 M mult-adds (-1.9 %)")}),
+    "b2": ("9.2M", "1.0B", {"exact_params": 9_109_994,
+                            "note": _note("b2", "9.2 M", "9,109,994 parameters (-1.0 %)")}),
+    "b3": ("12M", "1.8B", {}),
+    "b4": ("19M", "4.2B", {"exact_macs": 4_393_771_024,
+                           "note": _note("b4", "4.2 B", "4.39 B mult-adds (+4.6 %)")}),
+    "b5": ("30M", "9.9B", {"exact_macs": 10_266_384_752,
+                           "note": _note("b5", "9.9 B", "10.27 B mult-adds (+3.7 %)")}),
+    "b6": ("43M", "19B", {}),
+    "b7": ("66M", "37B", {"exact_macs": 37_745_884_192,
+                          "note": _note("b7", "37 B", "37.75 B mult-adds (+2.0 %)")}),
+}
 
-
-@register_model(paper=EFFICIENTNET, input_size=(3, 240, 240), reference=_ref(
-    "7.8M", "0.70B", exact_macs=686_802_832,
-    note=_note("b1", "0.70 B", "686.8 M mult-adds (-1.9 %)")))
-def efficientnet_b1(num_classes=1000, in_chans=3, drop_rate=0.2, drop_path_rate=0.2):
-    """EfficientNet-B1 (Table 2): width 1.0, depth 1.1, 240 px."""
-    return _efficientnet("b1", num_classes, in_chans, drop_rate, drop_path_rate)
-
-
-@register_model(paper=EFFICIENTNET, input_size=(3, 260, 260), reference=_ref(
-    "9.2M", "1.0B", exact_params=9_109_994,
-    note=_note("b2", "9.2 M", "9,109,994 parameters (-1.0 %)")))
-def efficientnet_b2(num_classes=1000, in_chans=3, drop_rate=0.3, drop_path_rate=0.2):
-    """EfficientNet-B2 (Table 2): width 1.1, depth 1.2, 260 px."""
-    return _efficientnet("b2", num_classes, in_chans, drop_rate, drop_path_rate)
-
-
-@register_model(paper=EFFICIENTNET, input_size=(3, 300, 300), reference=_ref("12M", "1.8B"))
-def efficientnet_b3(num_classes=1000, in_chans=3, drop_rate=0.3, drop_path_rate=0.2):
-    """EfficientNet-B3 (Table 2): width 1.2, depth 1.4, 300 px."""
-    return _efficientnet("b3", num_classes, in_chans, drop_rate, drop_path_rate)
-
-
-@register_model(paper=EFFICIENTNET, input_size=(3, 380, 380), reference=_ref(
-    "19M", "4.2B", exact_macs=4_393_771_024,
-    note=_note("b4", "4.2 B", "4.39 B mult-adds (+4.6 %)")))
-def efficientnet_b4(num_classes=1000, in_chans=3, drop_rate=0.4, drop_path_rate=0.2):
-    """EfficientNet-B4 (Table 2): width 1.4, depth 1.8, 380 px."""
-    return _efficientnet("b4", num_classes, in_chans, drop_rate, drop_path_rate)
-
-
-@register_model(paper=EFFICIENTNET, input_size=(3, 456, 456), reference=_ref(
-    "30M", "9.9B", exact_macs=10_266_384_752,
-    note=_note("b5", "9.9 B", "10.27 B mult-adds (+3.7 %)")))
-def efficientnet_b5(num_classes=1000, in_chans=3, drop_rate=0.4, drop_path_rate=0.2):
-    """EfficientNet-B5 (Table 2): width 1.6, depth 2.2, 456 px."""
-    return _efficientnet("b5", num_classes, in_chans, drop_rate, drop_path_rate)
-
-
-@register_model(paper=EFFICIENTNET, input_size=(3, 528, 528), reference=_ref("43M", "19B"))
-def efficientnet_b6(num_classes=1000, in_chans=3, drop_rate=0.5, drop_path_rate=0.2):
-    """EfficientNet-B6 (Table 2): width 1.8, depth 2.6, 528 px."""
-    return _efficientnet("b6", num_classes, in_chans, drop_rate, drop_path_rate)
-
-
-@register_model(paper=EFFICIENTNET, input_size=(3, 600, 600), reference=_ref(
-    "66M", "37B", exact_macs=37_745_884_192,
-    note=_note("b7", "37 B", "37.75 B mult-adds (+2.0 %)")))
-def efficientnet_b7(num_classes=1000, in_chans=3, drop_rate=0.5, drop_path_rate=0.2):
-    """EfficientNet-B7 (Table 2): width 2.0, depth 3.1, 600 px."""
-    return _efficientnet("b7", num_classes, in_chans, drop_rate, drop_path_rate)
+for _v, (_w, _d, _r, _dropout) in COEFFICIENTS.items():
+    _params, _macs, _exact = TABLE2[_v]
+    register_model(efficientnet, name=f"efficientnet_{_v}", fixed={"variant": _v},
+                   defaults={"drop_rate": _dropout}, paper=EFFICIENTNET, input_size=(3, _r, _r),
+                   reference={"params": _params, "macs": _macs, "table": "Table 2", **_exact},
+                   doc="EfficientNet-B0 (Table 1): the baseline, 224 px." if _v == "b0" else
+                       f"EfficientNet-{_v.upper()} (Table 2): width {_w}, depth {_d}, {_r} px.")

@@ -20,6 +20,8 @@ stride and the maps are aligned at the top-left corner.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -31,8 +33,6 @@ from cnnlab.registry import Paper, create_model, register_model
 FCN_PAPER = Paper("Fully Convolutional Networks for Semantic Segmentation",
                   "Long, Shelhamer, Darrell", 2015, "1411.4038")
 
-# Sec. 3.1: VGG-16's classifier cast as convolutions, (kernel, width); dropout 0.5 kept
-FC_LAYERS = {"fc6": (7, 4096), "fc7": (1, 4096)}
 CONV1_PAD = 100  # the reference networks' padding of conv1_1
 # Fig. 3: pooling layers whose scores are fused, coarse to fine, per output stride
 SKIPS = {32: (), 16: ("pool4",), 8: ("pool4", "pool3")}
@@ -104,39 +104,29 @@ def _crop(t: torch.Tensor, offset: int, h: int, w: int, what: str) -> torch.Tens
 
 
 class Encoder(FeatureExtractor):
-    """A backbone's feature maps for a dense head. Unlike :class:`FeatureExtractor` it runs
-    the whole ``forward_features`` (the unused tail is stripped when the dense model is
-    built) and catches nothing, so ``features_only`` on the dense model can stop inside it."""
+    """A backbone's feature maps for a dense head. It runs the whole ``forward_features``
+    (the unused tail is stripped when the dense model is built), so ``features_only`` on the
+    dense model can stop inside it."""
 
-    def forward(self, x):
-        modules = dict(self.model.named_modules())
-        outs: dict[str, torch.Tensor] = {}
-
-        def keep(name):
-            def hook(module, args, out):
-                outs[name] = out
-            return hook
-
-        hooks = [modules[f["module"]].register_forward_hook(keep(f["module"]))
-                 for f in self.feature_info]
-        try:
-            if hasattr(self.model, "check_input"):
-                self.model.check_input(x)
-            self.model.forward_features(x)
-        finally:
-            for h in hooks:
-                h.remove()
-        return [outs[f["module"]] for f in self.feature_info]
+    stop_early = False
 
 
 def _strip_unused(extractor: FeatureExtractor, in_chans: int, size: int) -> None:
     """Replace the backbone's modules that its feature maps never use (its last 1×1
     convolution, pooling, classifier) with ``nn.Identity``, so parameter counts are the
     dense network's."""
-    from cnnlab.profile import profile
-
-    prof = profile(extractor, (in_chans, size, size))
-    ran = {r.name for r in prof.rows} | set(prof.module_io)
+    ran: set[str] = set()
+    hooks = [m.register_forward_pre_hook(lambda module, args, name=name: ran.add(name))
+             for name, m in extractor.named_modules()]
+    was_training = extractor.training
+    device = next(extractor.parameters()).device
+    try:
+        with torch.no_grad():
+            extractor.eval()(torch.zeros(1, in_chans, size, size, device=device))
+    finally:
+        extractor.train(was_training)
+        for h in hooks:
+            h.remove()
     gone: list[str] = []
     for name, module in list(extractor.named_modules()):
         if not name or any(name.startswith(g + ".") for g in gone):
@@ -151,28 +141,16 @@ def _strip_unused(extractor: FeatureExtractor, in_chans: int, size: int) -> None
 
 def vgg_encoder(model: ConvNet) -> tuple[FeatureExtractor, nn.Sequential]:
     """VGG with the reference geometry (conv1_1 padded by 100, ceiling pools) and its
-    classifier cast as fc6/fc7 convolutions, carrying the classifier's weights over."""
+    classifier cast as fc6/fc7 convolutions (:meth:`ConvNet.fc_layers_as_conv`, the
+    classifier's own weights); fc8 gives way to ``score_fr``."""
     feats = model.features
     feats.conv1.padding = (CONV1_PAD, CONV1_PAD)
     for m in feats.modules():
         if isinstance(m, nn.MaxPool2d):
             m.ceil_mode = True
     model.min_input_size = 1
-    c, linears = model.feature_info[-1]["channels"], [
-        m for m in model.classifier if isinstance(m, nn.Linear)]
-    drop = next((m.p for m in model.classifier if isinstance(m, nn.Dropout)), 0.5)
-    fc, layers = nn.Sequential(), []
-    for (name, (k, width)), linear in zip(FC_LAYERS.items(), linears):
-        conv = nn.Conv2d(c, width, k, device=linear.weight.device)
-        with torch.no_grad():
-            if linear.weight.shape == (width, c * k * k):
-                conv.weight.copy_(linear.weight.view(width, c, k, k))
-                conv.bias.copy_(linear.bias)
-        fc.add_module(name, conv)
-        fc.add_module(f"relu{name[2:]}", nn.ReLU(inplace=True))
-        fc.add_module(f"drop{name[2:]}", nn.Dropout(drop))
-        layers.append(conv)
-        c = width
+    convs = model.fc_layers_as_conv().named_children()
+    fc = nn.Sequential(OrderedDict((name, m) for name, m in convs if name != "fc8"))
     model.classifier = model.pool = model.head = nn.Identity()
     return FeatureExtractor(model), fc
 
@@ -180,6 +158,8 @@ def vgg_encoder(model: ConvNet) -> tuple[FeatureExtractor, nn.Sequential]:
 class FCN(ConvNet):
     """FCN-``stride``s on a feature extractor: ``forward_features`` returns the maps the
     skips read (pool3, pool4; coarse last) with fc7's output in last place."""
+
+    dense_prediction = True
 
     def __init__(self, encoder: FeatureExtractor, fc: nn.Module | None, stride: int = 8,
                  num_classes: int = 21, caffe_geometry: bool = False):

@@ -102,6 +102,8 @@ class Stack(nn.Module):
 class StackedHourglass(ConvNet):
     """``stacks`` hourglasses with intermediate supervision (Sec. 3.2, Fig. 4 right)."""
 
+    dense_prediction = True
+
     def __init__(self, stacks: int = 8, num_classes: int = KEYPOINTS, in_chans: int = 3,
                  features: int = FEATURES, levels: int = LEVELS, drop_rate: float = 0.0):
         super().__init__()

@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cnnlab.layers.trace import is_symbolic
 from cnnlab.models.base import ClassifierHead, ConvNet
 from cnnlab.registry import Paper, register_model
 
@@ -102,7 +103,7 @@ class PartialConv(nn.Module):
         return torch.cat(outs, 1).index_select(1, self.order)
 
     def forward(self, x):
-        if x.is_meta:
+        if not is_symbolic(x) and x.is_meta:
             return self.forward_grouped(x)
         weight, bias = self.dense_weight()
         return F.conv2d(x, weight, bias)
@@ -130,7 +131,7 @@ class LeNet5(ConvNet):
     def __init__(self, num_classes: int = 10, in_chans: int = 1, modern: bool = False,
                  drop_rate: float = 0.0):
         super().__init__()
-        self.num_classes = num_classes
+        self.num_classes, self.modern, self.num_features = num_classes, modern, 84
         act = nn.ReLU if modern else ScaledTanh
         c3 = nn.Conv2d(6, 16, 5) if modern else PartialConv(C3_TABLE)
         pool = (lambda c: nn.MaxPool2d(2)) if modern else SubSampling
@@ -169,8 +170,8 @@ class LeNet5(ConvNet):
         return self.output
 
     def reset_classifier(self, num_classes):
-        modern = isinstance(self.output, nn.Linear)
-        self.output = nn.Linear(84, num_classes) if modern else RBFOutput(84, num_classes)
+        self.output = nn.Identity() if not num_classes else nn.Linear(84, num_classes) \
+            if self.modern else RBFOutput(84, num_classes)
         self.num_classes = num_classes
 
 
@@ -192,11 +193,11 @@ class MLP(ConvNet):
         self.head = ClassifierHead(dims[-1], num_classes, pool="")
         self.min_input_size = image_size
 
-    def check_input(self, x):
+    def input_error(self, x):
         if tuple(x.shape[-2:]) != (self.image_size, self.image_size):
-            raise ValueError(f"{getattr(self, 'model_name', 'MLP')} needs "
-                             f"{self.image_size}x{self.image_size} inputs, got "
-                             f"{tuple(x.shape[-2:])}")
+            return (f"{getattr(self, 'model_name', 'MLP')} needs {self.image_size}x"
+                    f"{self.image_size} inputs, got {tuple(x.shape[-2:])}")
+        return None
 
     def forward_features(self, x):
         return self.features(x)
@@ -220,10 +221,11 @@ class CaffeLeNet(ConvNet):
         self.feature_info = [dict(module="features.conv1", reduction=1, channels=20),
                              dict(module="features.pool2", reduction=4, channels=50)]
 
-    def check_input(self, x):
+    def input_error(self, x):
         if tuple(x.shape[-2:]) != (28, 28):
-            raise ValueError(f"lenet5_caffe needs 28x28 inputs (its fc1 reads 50x4x4), got "
-                             f"{tuple(x.shape[-2:])}")
+            return (f"lenet5_caffe needs 28x28 inputs (its fc1 reads 50x4x4), got "
+                    f"{tuple(x.shape[-2:])}")
+        return None
 
     def forward_features(self, x):
         return self.features(x)

@@ -53,16 +53,9 @@ class MobileNetV1(ConvNet):
                 layers[f"block{i}"] = DepthwiseSeparable(c, out, s)
             else:  # "Conv MobileNet" of Table 4: one full 3×3 convolution per pair
                 layers[f"block{i}"] = ConvNormAct(c, out, 3, s)
-            if s == 2:
-                reduction *= 2
-                self.feature_info[-1:] = [] if self.feature_info[-1]["reduction"] == reduction \
-                    else self.feature_info[-1:]
+            reduction *= s
             c = out
-            info = dict(module=f"features.block{i}", reduction=reduction, channels=c)
-            if self.feature_info[-1]["reduction"] == reduction:
-                self.feature_info[-1] = info
-            else:
-                self.feature_info.append(info)
+            self.add_feature(f"features.block{i}", reduction, c)
         self.features = nn.Sequential(layers)
         self.head = ClassifierHead(c, num_classes, drop_rate=drop_rate)
 

@@ -60,7 +60,7 @@ class MobileNetV2(ConvNet):
         self.default_input_size = (in_chans, 224, 224)
         c = make_divisible(STEM * width_mult)
         layers = OrderedDict(stem=ConvNormAct(in_chans, c, 3, 2, act=nn.ReLU6))
-        infos = {2: dict(module="features.stem", reduction=2, channels=c)}
+        self.add_feature("features.stem", 2, c)
         reduction, dilation = 2, 1
         for i, (t, ch, n, s) in enumerate(table, 1):
             out = make_divisible(ch * width_mult)
@@ -73,9 +73,7 @@ class MobileNetV2(ConvNet):
                     c, out, stride, expand_ratio=t, dilation=block_dilation, act=nn.ReLU6)
                 reduction *= stride
                 c = out
-            infos[reduction] = dict(module=f"features.block{i}_{n}", reduction=reduction,
-                                    channels=c)
-        self.feature_info = list(infos.values())
+            self.add_feature(f"features.block{i}_{n}", reduction, c)
         self.num_features = make_divisible(LAST * max(1.0, width_mult))
         layers["conv_last"] = ConvNormAct(c, self.num_features, 1, act=nn.ReLU6)
         self.features = nn.Sequential(layers)

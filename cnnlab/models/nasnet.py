@@ -102,7 +102,7 @@ class NASNet(ConvNet):
         self.cells = nn.ModuleDict()
         # channels and reduction of every output so far; cells read the last one as h_i
         outs = [(stem_filters, 2)]
-        self.feature_info = [dict(module="conv0", reduction=2, channels=stem_filters)]
+        self.add_feature("conv0", 2, stem_filters)
         self._prev = {}  # cell name -> index into outputs of its h_{i-1} (None: none)
         self.min_input_size = 3
 
@@ -116,11 +116,7 @@ class NASNet(ConvNet):
             self._prev[name] = prev
             r = r * 2 if is_reduction else r
             outs.append((cell.out_channels, r))
-            info = dict(module=f"cells.{name}", reduction=r, channels=cell.out_channels)
-            if self.feature_info[-1]["reduction"] == r:
-                self.feature_info[-1] = info
-            else:
-                self.feature_info.append(info)
+            self.add_feature(f"cells.{name}", r, cell.out_channels)
 
         add("cell_stem_0", reduction, filters // 4, True, None)
         add("cell_stem_1", reduction, filters // 2, True, 0)
@@ -144,7 +140,7 @@ class NASNet(ConvNet):
                 self.aux_head = AuxHead(outs[-1][0], size, num_classes)
                 self._aux_after = f"cell_{n}"
         self.act = nn.ReLU()
-        self.feature_info[-1] = dict(module="act", reduction=32, channels=outs[-1][0])
+        self.add_feature("act", 32, outs[-1][0])
         self.head = ClassifierHead(outs[-1][0], num_classes, drop_rate=drop_rate)
 
     def _run(self, x, with_aux: bool):

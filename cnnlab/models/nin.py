@@ -49,10 +49,12 @@ class ConvClassifier(nn.Module):
         self.pool = nn.AdaptiveAvgPool2d(1)
 
     def reset(self, num_classes: int) -> None:
-        self.fc = nn.Conv2d(self.in_features, num_classes, 1, device=self.fc.weight.device)
+        device = next(self.parameters(), torch.empty(0)).device
+        self.fc = nn.Conv2d(self.in_features, num_classes, 1, device=device) if num_classes \
+            else nn.Identity()
 
     def forward(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        if pre_logits:
+        if pre_logits or isinstance(self.fc, nn.Identity):  # headless: the pooled features
             return torch.flatten(self.pool(x), 1)
         return torch.flatten(self.pool(self.act(self.fc(x))), 1)
 

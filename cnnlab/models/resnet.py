@@ -105,9 +105,22 @@ class ResNet(ConvNet):
         return self.final_act(x)
 
 
-def _resnet(depth, **kw):
+def resnet(depth, num_classes=1000, in_chans=3, drop_rate=0.0, shortcut="B",
+           stride_in_1x1=True):
+    """ResNet-depth (He et al. 2015, Table 1); shortcut option A/B/C, stride_in_1x1=False for
+    'v1.5'."""
     block, layers = LAYERS[depth]
-    return ResNet(block, layers, **kw)
+    return ResNet(block, layers, num_classes, in_chans, drop_rate, shortcut, stride_in_1x1)
+
+
+def plain_resnet(depth, num_classes=1000, in_chans=3, drop_rate=0.0):
+    block, layers = LAYERS[depth]
+    return ResNet(block, layers, num_classes, in_chans, drop_rate, shortcut="none")
+
+
+def preact_resnet(depth, num_classes=1000, in_chans=3, drop_rate=0.0, shortcut="B"):
+    block, layers = LAYERS[depth]
+    return ResNet(block, layers, num_classes, in_chans, drop_rate, shortcut, preact=True)
 
 
 # Table 1's FLOPs row (mult-adds), counted with the paper's shortcut option B
@@ -126,48 +139,24 @@ _TABLE1 = {
 _V15 = {"params": "25.5M", "macs": "4.1G", "exact_params": 25_557_032,
         "table": "Xie et al. 2017, Table 1", "kwargs": {"stride_in_1x1": False},
         "note": "Xie et al. truncate 25,557,032 params to 25.5 M"}
-
-
-def _register_resnet(depth, ref):
-    def build(num_classes=1000, in_chans=3, drop_rate=0.0, shortcut="B", stride_in_1x1=True):
-        return _resnet(depth, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
-                       shortcut=shortcut, stride_in_1x1=stride_in_1x1)
-
-    build.__doc__ = (f"ResNet-{depth} (He et al. 2015, Table 1); shortcut option A/B/C, "
-                     "stride_in_1x1=False for 'v1.5'.")
-    build.__module__ = __name__
-    refs = [{"table": "Table 1", **ref}] + ([_V15] if depth == 50 else [])
-    register_model(build, name=f"resnet{depth}", paper=RESNET, reference=refs)
-
-
-def _register_plain(depth):
-    def build(num_classes=1000, in_chans=3, drop_rate=0.0):
-        return _resnet(depth, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
-                       shortcut="none")
-
-    build.__doc__ = (f"Plain-{depth} (He et al. 2015, Sec. 3.3, Fig. 3 middle): ResNet-{depth} "
-                     "without shortcuts, for the degradation experiment (Table 2).")
-    build.__module__ = __name__
-    ref = {"macs": "3.6G" if depth == 34 else "1.8G",
-           "table": "Sec. 3.3 ('3.6 billion FLOPs')" if depth == 34 else "Table 1"}
-    register_model(build, name=f"plain{depth}", paper=RESNET, reference=ref)
-
-
-def _register_preact(depth):
-    def build(num_classes=1000, in_chans=3, drop_rate=0.0, shortcut="B"):
-        return _resnet(depth, num_classes=num_classes, in_chans=in_chans, drop_rate=drop_rate,
-                       shortcut=shortcut, preact=True)
-
-    build.__doc__ = (f"Pre-activation ResNet-{depth} for ImageNet (He et al. 2016, Fig. 4e; "
-                     "Table 1 layout of He et al. 2015, stride in the 3x3 as in the authors' "
-                     "code).")
-    build.__module__ = __name__
-    register_model(build, name=f"preact_resnet{depth}", paper=PREACT)
-
+# Plain-34's FLOPs are printed in Sec. 3.3; plain-18 has ResNet-18's
+_PLAIN = {18: {"macs": "1.8G", "table": "Table 1"},
+          34: {"macs": "3.6G", "table": "Sec. 3.3 ('3.6 billion FLOPs')"}}
 
 for _depth, _ref in _TABLE1.items():
-    _register_resnet(_depth, _ref)
-for _depth in (18, 34):
-    _register_plain(_depth)
+    register_model(resnet, name=f"resnet{_depth}", fixed={"depth": _depth}, paper=RESNET,
+                   reference=[{"table": "Table 1", **_ref}] + ([_V15] if _depth == 50 else []),
+                   doc=f"ResNet-{_depth} (He et al. 2015, Table 1); shortcut option A/B/C, "
+                       "stride_in_1x1=False for 'v1.5'.")
+for _depth, _ref in _PLAIN.items():
+    register_model(plain_resnet, name=f"plain{_depth}", fixed={"depth": _depth}, paper=RESNET,
+                   reference=_ref,
+                   doc=f"Plain-{_depth} (He et al. 2015, Sec. 3.3, Fig. 3 middle): "
+                       f"ResNet-{_depth} without shortcuts, for the degradation experiment "
+                       "(Table 2).")
 for _depth in (18, 34, 50, 101, 152, 200):
-    _register_preact(_depth)
+    register_model(preact_resnet, name=f"preact_resnet{_depth}", fixed={"depth": _depth},
+                   paper=PREACT,
+                   doc=f"Pre-activation ResNet-{_depth} for ImageNet (He et al. 2016, Fig. 4e; "
+                       "Table 1 layout of He et al. 2015, stride in the 3x3 as in the "
+                       "authors' code).")

@@ -87,28 +87,37 @@ class CifarResNet(ConvNet):
         return self.final_act(x)
 
 
-def _register(name, depth, paper, doc, reference=None, **fixed):
-    def build(num_classes=10, in_chans=3, drop_rate=0.0):
-        return CifarResNet(depth, num_classes=num_classes, in_chans=in_chans,
-                           drop_rate=drop_rate, **fixed)
-
-    build.__module__ = __name__
-    build.__doc__ = doc
-    register_model(build, name=name, paper=paper, input_size=(3, 32, 32), num_classes=10,
-                   reference=reference)
+def cifar_resnet(depth, num_classes=10, in_chans=3, drop_rate=0.0):
+    """CIFAR ResNet of depth 6n + 2, option-A identity shortcuts (Sec. 4.2)."""
+    return CifarResNet(depth, "basic", num_classes, in_chans, drop_rate, shortcut="A")
 
 
+def cifar_plain(depth, num_classes=10, in_chans=3, drop_rate=0.0):
+    return CifarResNet(depth, "basic", num_classes, in_chans, drop_rate, shortcut="none")
+
+
+def cifar_preact_resnet(depth, block, num_classes=10, in_chans=3, drop_rate=0.0):
+    return CifarResNet(depth, block, num_classes, in_chans, drop_rate, shortcut="B",
+                       preact=True)
+
+
+_CIFAR = {"input_size": (3, 32, 32), "num_classes": 10}
 for _d, _params in TABLE6.items():
-    _register(f"resnet{_d}", _d, RESNET, f"ResNet-{_d} for CIFAR-10 (He et al. 2015, Sec. 4.2, "
-              "Table 6): option-A identity shortcuts.", {"params": _params, "table": "Table 6"})
+    register_model(cifar_resnet, name=f"resnet{_d}", fixed={"depth": _d}, paper=RESNET,
+                   reference={"params": _params, "table": "Table 6"}, **_CIFAR,
+                   doc=f"ResNet-{_d} for CIFAR-10 (He et al. 2015, Sec. 4.2, Table 6): "
+                       "option-A identity shortcuts.")
 for _d in PLAIN:
-    _register(f"plain{_d}", _d, RESNET, f"Plain-{_d} for CIFAR-10 (He et al. 2015, Sec. 4.2, "
-              f"Fig. 6): ResNet-{_d} without shortcuts.", shortcut="none")
-_register("preact_resnet110", 110, PREACT, "Pre-activation ResNet-110 for CIFAR (He et al. 2016, "
-          "Table 3): basic blocks, 1x1 projections where the width grows.",
-          preact=True, shortcut="B")
+    register_model(cifar_plain, name=f"plain{_d}", fixed={"depth": _d}, paper=RESNET, **_CIFAR,
+                   doc=f"Plain-{_d} for CIFAR-10 (He et al. 2015, Sec. 4.2, Fig. 6): "
+                       f"ResNet-{_d} without shortcuts.")
+register_model(cifar_preact_resnet, name="preact_resnet110",
+               fixed={"depth": 110, "block": "basic"}, paper=PREACT, **_CIFAR,
+               doc="Pre-activation ResNet-110 for CIFAR (He et al. 2016, Table 3): basic "
+                   "blocks, 1x1 projections where the width grows.")
 for _d, _ref in PREACT_TABLE4.items():
-    _register(f"preact_resnet{_d}", _d, PREACT, f"Pre-activation ResNet-{_d} for CIFAR (He et "
-              "al. 2016, Fig. 4e, Table 4): bottlenecks, 1x1 projections where the width grows.",
-              {**_ref, "table": "Table 4"}, block="bottleneck", preact=True,
-              shortcut="B")
+    register_model(cifar_preact_resnet, name=f"preact_resnet{_d}",
+                   fixed={"depth": _d, "block": "bottleneck"},
+                   paper=PREACT, reference={**_ref, "table": "Table 4"}, **_CIFAR,
+                   doc=f"Pre-activation ResNet-{_d} for CIFAR (He et al. 2016, Fig. 4e, "
+                       "Table 4): bottlenecks, 1x1 projections where the width grows.")

@@ -32,7 +32,9 @@ CONFIGS = {
 }
 
 
-def _resnext(depth, cardinality, base_width, num_classes, in_chans, drop_rate):
+@register_model(paper=RESNEXT)
+def resnext(depth=50, cardinality=32, base_width=4, num_classes=1000, in_chans=3, drop_rate=0.0):
+    """ResNeXt-depth (C × d) for any cardinality C and bottleneck width d (Table 1, Fig. 3c)."""
     check_arg(depth in LAYERS and LAYERS[depth][0] == "bottleneck",
               f"depth must be one of 50, 101, 152, 200, got {depth!r}")
     block, layers = LAYERS[depth]
@@ -40,21 +42,8 @@ def _resnext(depth, cardinality, base_width, num_classes, in_chans, drop_rate):
                   stride_in_1x1=False, cardinality=cardinality, base_width=base_width)
 
 
-@register_model(paper=RESNEXT)
-def resnext(depth=50, cardinality=32, base_width=4, num_classes=1000, in_chans=3, drop_rate=0.0):
-    """ResNeXt-depth (C × d) for any cardinality C and bottleneck width d (Table 1, Fig. 3c)."""
-    return _resnext(depth, cardinality, base_width, num_classes, in_chans, drop_rate)
-
-
-def _register(depth, c, d, refs):
-    def build(num_classes=1000, in_chans=3, drop_rate=0.0):
-        return _resnext(depth, c, d, num_classes, in_chans, drop_rate)
-
-    build.__doc__ = (f"ResNeXt-{depth} ({c}×{d}d) (Xie et al. 2017, Table 1 layout, "
-                     f"grouped 3x3 {c * d} channels wide in conv2).")
-    build.__module__ = __name__
-    register_model(build, name=f"resnext{depth}_{c}x{d}d", paper=RESNEXT, reference=refs)
-
-
 for (_depth, _c, _d), _refs in CONFIGS.items():
-    _register(_depth, _c, _d, _refs)
+    register_model(resnext, name=f"resnext{_depth}_{_c}x{_d}d", paper=RESNEXT, reference=_refs,
+                   fixed={"depth": _depth, "cardinality": _c, "base_width": _d},
+                   doc=f"ResNeXt-{_depth} ({_c}×{_d}d) (Xie et al. 2017, Table 1 layout, "
+                       f"grouped 3x3 {_c * _d} channels wide in conv2).")

@@ -225,17 +225,10 @@ def shufflenet_v1(groups=3, width_mult=1.0, shuffle=True, num_classes=1000, in_c
     return shufflenet_v1_net(groups, width_mult, shuffle, num_classes, in_chans, drop_rate)
 
 
-def _register_v1(g):
-    def build(width_mult=1.0, shuffle=True, num_classes=1000, in_chans=3, drop_rate=0.0):
-        return shufflenet_v1_net(g, width_mult, shuffle, num_classes, in_chans, drop_rate)
-
-    build.__doc__ = f"ShuffleNet s× with g = {g} (Table 1 column, Table 2 rows)."
-    build.__module__ = __name__
-    register_model(build, name=f"shufflenet_v1_g{g}", paper=SHUFFLENET, reference=_v1_refs(g))
-
-
 for _g in V1_CHANNELS:
-    _register_v1(_g)
+    register_model(shufflenet_v1, name=f"shufflenet_v1_g{_g}", fixed={"groups": _g},
+                   paper=SHUFFLENET, reference=_v1_refs(_g),
+                   doc=f"ShuffleNet s× with g = {_g} (Table 1 column, Table 2 rows).")
 
 
 # --- ShuffleNet V2 ----------------------------------------------------------------------------
@@ -249,18 +242,15 @@ _V2_ROWS = {  # name: (width, FLOPs, weights, top-1 of Table 8), all Table 5
 }
 
 
-def _register_v2(suffix, width, flops, weights, top1):
-    # the authors' code puts dropout 0.2 before the classifier of 2× only
-    def build(num_classes=1000, in_chans=3, drop_rate=0.2 if width == 2.0 else 0.0):
-        return shufflenet_v2_net(width, num_classes, in_chans, drop_rate)
-
-    build.__doc__ = f"ShuffleNet V2 {width}× (Table 5)."
-    build.__module__ = __name__
+def _v2_ref(width, flops, weights, top1):
     ref = {"macs": flops, "params": weights, "table": "Table 5 (top-1: Table 8)", "top1": top1}
     if width == 0.5:
         ref.update(exact_macs="40.48M", note=_V2_NOTE)
-    register_model(build, name=f"shufflenet_v2_{suffix}", paper=SHUFFLENET_V2, reference=ref)
+    return ref
 
 
-for _s, _row in _V2_ROWS.items():
-    _register_v2(_s, *_row)
+for _s, (_width, *_figures) in _V2_ROWS.items():
+    # the authors' code puts dropout 0.2 before the classifier of 2× only
+    register_model(shufflenet_v2_net, name=f"shufflenet_v2_{_s}", fixed={"width_mult": _width},
+                   defaults={"drop_rate": 0.2 if _width == 2.0 else 0.0}, paper=SHUFFLENET_V2,
+                   reference=_v2_ref(_width, *_figures), doc=f"ShuffleNet V2 {_width}× (Table 5).")

@@ -119,7 +119,7 @@ class SqueezeNet(ConvNet):
         self.conv1 = nn.Sequential(OrderedDict(conv=nn.Conv2d(in_chans, filters, k, stride),
                                                act=nn.ReLU(inplace=True)))
         self._features = ["conv1"]
-        self.feature_info = [dict(module="conv1", reduction=stride, channels=filters)]
+        self.add_feature("conv1", stride, filters)
         c, reduction = filters, stride
         for v in body:
             if isinstance(v, str):  # maxpoolN
@@ -135,11 +135,7 @@ class SqueezeNet(ConvNet):
                 setattr(self, name, Fire(c, s1, e1, e3, bypass=kind))
                 c = e1 + e3
             self._features.append(v if isinstance(v, str) else v[0])
-            info = dict(module=self._features[-1], reduction=reduction, channels=c)
-            if self.feature_info[-1]["reduction"] == reduction:
-                self.feature_info[-1] = info
-            else:
-                self.feature_info.append(info)
+            self.add_feature(self._features[-1], reduction, c)
         self.num_features = c
         self.drop9 = nn.Dropout(drop_rate) if drop_rate > 0 else nn.Identity()
         self.conv10 = nn.Sequential(OrderedDict(conv=nn.Conv2d(c, num_classes, 1),
@@ -150,8 +146,9 @@ class SqueezeNet(ConvNet):
 
     def init_weights(self):
         super().init_weights()
-        nn.init.normal_(self.conv10.conv.weight, 0.0, 0.01)  # the released model's init
-        nn.init.zeros_(self.conv10.conv.bias)
+        if isinstance(self.conv10.conv, nn.Conv2d):
+            nn.init.normal_(self.conv10.conv.weight, 0.0, 0.01)  # the released model's init
+            nn.init.zeros_(self.conv10.conv.bias)
 
     def forward_features(self, x):
         for name in self._features:
@@ -168,8 +165,10 @@ class SqueezeNet(ConvNet):
         return self.conv10.conv
 
     def reset_classifier(self, num_classes):
-        device = self.conv10.conv.weight.device
-        self.conv10.conv = nn.Conv2d(self.num_features, num_classes, 1, device=device)
+        # headless: the ReLU passes fire9's non-negative maps as they are
+        device = next(self.parameters()).device
+        self.conv10.conv = nn.Conv2d(self.num_features, num_classes, 1, device=device) \
+            if num_classes else nn.Identity()
         self.num_classes = num_classes
 
 

@@ -102,6 +102,8 @@ class Up(nn.Module):
 class _DenseHead(ConvNet):
     """A per-pixel classifier (1×1 convolution) on the decoder's last map."""
 
+    dense_prediction = True
+
     def reset_classifier(self, num_classes: int) -> None:
         self.num_classes = num_classes
         device = next(self.parameters(), torch.empty(0)).device
@@ -159,16 +161,19 @@ class UNet(_DenseHead):
     def init_weights(self) -> None:
         _he_init(self)
 
-    def check_input(self, x):
-        super().check_input(x)
+    def input_error(self, x):
+        too_small = super().input_error(x)
+        if too_small:
+            return too_small
         bad = [s for s in x.shape[-2:] if unet_output_size(s, self.depth, self.padding) is None]
         if bad:
             ok = [s for s in range(bad[0] - 16 * 2 ** self.depth, bad[0] + 16 * 2 ** self.depth)
                   if unet_output_size(s, self.depth, self.padding)]
             lo = max([s for s in ok if s < bad[0]], default=None)
             hi = min(s for s in ok if s > bad[0])
-            raise ValueError(f"U-Net with valid convolutions needs tiles where every 2x2 pool "
-                             f"sees an even size; {bad[0]} is not one (nearest: {lo}, {hi})")
+            return (f"U-Net with valid convolutions needs tiles where every 2x2 pool sees an "
+                    f"even size; {bad[0]} is not one (nearest: {lo}, {hi})")
+        return None
 
     def forward_features(self, x):
         skips = []

@@ -79,7 +79,7 @@ class VGGNet(ConvNet):
         return self.head(self.classifier(self.pool(x)), pre_logits=pre_logits)
 
 
-def _vgg(cfg, batch_norm=False, num_classes=1000, in_chans=3, drop_rate=0.5):
+def vgg(cfg, num_classes=1000, in_chans=3, drop_rate=0.5, batch_norm=False):
     return VGGNet(CFGS[cfg], num_classes, in_chans, batch_norm, drop_rate)
 
 
@@ -96,19 +96,11 @@ _ENTRIES = [("a", "A", "133M", {}), ("a_lrn", "A-LRN", "133M", {}), ("b", "B", "
 _ALIASES = {"a": "vgg11", "b": "vgg13", "d": "vgg16", "e": "vgg19"}
 
 
-def _register(suffix, cfg, params, extra):
-    def build(num_classes=1000, in_chans=3, drop_rate=0.5, batch_norm=False):
-        return _vgg(cfg, batch_norm, num_classes, in_chans, drop_rate)
-
-    build.__doc__ = f"VGG configuration {cfg} (Simonyan & Zisserman 2015, Table 1)."
-    build.__module__ = __name__
-    ref = _ref(params, **extra)
-    register_model(build, name=f"vgg_{suffix}", paper=VGG, reference=ref)
-    if suffix in _ALIASES:
-        alias = _ALIASES[suffix]
-        register_model(build, name=alias, paper=VGG, reference=ref)
-        register_model(build, name=f"{alias}_bn", paper=VGG, defaults={"batch_norm": True})
-
-
 for _suffix, _cfg, _params, _extra in _ENTRIES:
-    _register(_suffix, _cfg, _params, _extra)
+    _doc = f"VGG configuration {_cfg} (Simonyan & Zisserman 2015, Table 1)."
+    for _name in [f"vgg_{_suffix}", *([_ALIASES[_suffix]] if _suffix in _ALIASES else [])]:
+        register_model(vgg, name=_name, fixed={"cfg": _cfg}, paper=VGG, doc=_doc,
+                       reference=_ref(_params, **_extra))
+    if _suffix in _ALIASES:
+        register_model(vgg, name=f"{_ALIASES[_suffix]}_bn", fixed={"cfg": _cfg}, paper=VGG,
+                       defaults={"batch_norm": True}, doc=_doc)

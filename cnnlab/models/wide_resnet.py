@@ -71,16 +71,9 @@ def wide_resnet(depth=28, k=10, num_classes=10, in_chans=3, drop_rate=0.0,
     return WideResNet(depth, k, num_classes, in_chans, drop_rate, conv_drop_rate)
 
 
-def _register(depth, k, params):
-    def build(num_classes=10, in_chans=3, drop_rate=0.0, conv_drop_rate=0.0):
-        return WideResNet(depth, k, num_classes, in_chans, drop_rate, conv_drop_rate)
-
-    build.__doc__ = (f"WRN-{depth}-{k} (Zagoruyko & Komodakis 2016, Tables 1 and 4); "
-                     "conv_drop_rate=0.3 for the paper's dropout variant.")
-    build.__module__ = __name__
-    register_model(build, name=f"wrn_{depth}_{k}", paper=WRN, input_size=(3, 32, 32),
-                   num_classes=10, reference={"params": params, "table": "Table 4"})
-
-
 for (_depth, _k), _params in TABLE4.items():
-    _register(_depth, _k, _params)
+    register_model(wide_resnet, name=f"wrn_{_depth}_{_k}", fixed={"depth": _depth, "k": _k},
+                   paper=WRN, input_size=(3, 32, 32), num_classes=10,
+                   reference={"params": _params, "table": "Table 4"},
+                   doc=f"WRN-{_depth}-{_k} (Zagoruyko & Komodakis 2016, Tables 1 and 4); "
+                       "conv_drop_rate=0.3 for the paper's dropout variant.")

@@ -76,7 +76,7 @@ class Xception(ConvNet):
         for i, (w, s) in enumerate(STEM, 1):
             layers[f"conv{i}"] = ConvNormAct(c, w, 3, s, padding=0)
             c = w
-        self.feature_info = [dict(module="features.conv2", reduction=2, channels=c)]
+        self.add_feature("features.conv2", 2, c)
         reduction = 2
         flows = [("entry", ENTRY), ("middle", MIDDLE), ("exit", EXIT)]
         for flow, blocks in flows:
@@ -85,17 +85,12 @@ class Xception(ConvNet):
                 layers[name] = XceptionBlock(c, block)
                 c = layers[name].out_channels
                 reduction *= block.stride
-                info = dict(module=f"features.{name}", reduction=reduction, channels=c)
-                if self.feature_info[-1]["reduction"] == reduction:
-                    self.feature_info[-1] = info
-                else:
-                    self.feature_info.append(info)
+                self.add_feature(f"features.{name}", reduction, c)
         for i, w in enumerate(EXIT_CONVS, 1):
             layers[f"exit_sep{i}"] = nn.Sequential(OrderedDict(
                 sep=SeparableConv2d(c, w), bn=nn.BatchNorm2d(w), act=nn.ReLU(inplace=True)))
             c = w
-        self.feature_info[-1] = dict(module=f"features.exit_sep{len(EXIT_CONVS)}",
-                                     reduction=reduction, channels=c)
+        self.add_feature(f"features.exit_sep{len(EXIT_CONVS)}", reduction, c)
         self.features = nn.Sequential(layers)
         # "optionally fully-connected layers" (Fig. 5): the ImageNet model has none, only
         # dropout 0.5 before the logistic regression layer (Sec. 4, regularization)

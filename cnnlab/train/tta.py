@@ -23,58 +23,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from cnnlab.data.augment import center_crop
+from cnnlab.models.base import DenseForm  # noqa: F401  (its home is the model; kept here)
 
 TTA = ("flip", "10crop", "multiscale", "multicrop")
 SCALES = (1.0, 8 / 7, 9 / 7)
 
 
-class DenseForm(nn.Module):
-    """A VGG/AlexNet-style network as a fully-convolutional one (VGG Sec. 3.2): "the first FC
-    layer [becomes] a 7×7 conv. layer, the last two FC layers 1×1 conv. layers", applied to
-    the whole image, the class score map spatially averaged. The convolutions use the linear
-    layers' own weights (views, no copies). Needs ``model.pool`` (an adaptive pool to k×k),
-    ``model.classifier`` and ``model.head.fc``; at the training input size (a k×k map) it
-    gives exactly the network's output."""
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-        k = model.pool.output_size
-        self.k = k if isinstance(k, int) else k[0]
-
-    def forward(self, x):
-        x = self.model.forward_features(x)
-        if min(x.shape[-2:]) < self.k:  # smaller than one window: the network's own pooling
-            return self.model.forward_head(x)
-        head = self.model.head
-        first = True
-        for m in [*self.model.classifier, head.drop, head.fc]:
-            if isinstance(m, nn.Linear):
-                k = self.k if first else 1
-                w = m.weight.view(m.out_features, m.in_features // (k * k), k, k)
-                x = F.conv2d(x, w, m.bias)
-                first = False
-            elif not isinstance(m, nn.Flatten):
-                x = m(x)  # ReLU, dropout (identity in evaluation), Identity
-        return x.mean((2, 3))
-
-
 def dense_form(model: nn.Module) -> nn.Module | None:
     """``model`` itself when its head pools globally, a :class:`DenseForm` of it when its head
-    is fully-connected layers over an adaptive k×k pool, else None (not fully convolutional)."""
-    from cnnlab.models.base import ClassifierHead
-
-    head = getattr(model, "head", None)
-    pool = getattr(model, "pool", None)
-    if isinstance(pool, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)) and \
-            isinstance(getattr(model, "classifier", None), nn.Sequential) and \
-            isinstance(head, ClassifierHead) and isinstance(head.fc, nn.Linear) and \
-            pool.output_size not in (1, (1, 1)):
-        return DenseForm(model)
-    if isinstance(head, ClassifierHead) and isinstance(
-            head.pool, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)):
-        return model
-    return None
+    is fully-connected layers over an adaptive k×k pool, else None (not fully convolutional):
+    the model's own :meth:`~cnnlab.models.base.ConvNet.as_fully_convolutional`."""
+    as_fc = getattr(model, "as_fully_convolutional", None)
+    return as_fc() if callable(as_fc) else None
 
 
 def _resize(x: torch.Tensor, side: int) -> torch.Tensor:
