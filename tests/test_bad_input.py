@@ -148,6 +148,15 @@ CASES: list[str] = [
     "decompress {dcz} -o {ro}/w.safetensors", "decompress {dcz} -o {file}/w.safetensors",
     "decompress {dcz} -o {dir}", "decompress {dcz} -o {tmp}/nodir/w.safetensors",
     "decompress {dcz} -o {tmp}/nodir/w.safetensors --json",
+    # -- ablate
+    "ablate", "ablate gap_fc", "ablate nosuchablation --out {tmp}/ab",
+    "ablate gap_fc --seeds 0 --out {tmp}/ab", "ablate gap_fc --seeds -1 --out {tmp}/ab",
+    "ablate gap_fc --budget 0 --out {tmp}/ab", "ablate gap_fc --budget -2 --out {tmp}/ab",
+    "ablate gap_fc --budget nan --out {tmp}/ab", "ablate gap_fc --iters 0 --out {tmp}/ab",
+    "ablate gap_fc --out {ro}/ab", "ablate gap_fc --out {file}", "ablate gap_fc --out {file}/ab",
+    "ablate gap_fc --data bogus --out {tmp}/ab",
+    "ablate gap_fc --data mnist:{missing} --out {tmp}/ab",
+    "ablate --list gap_fc", "ablate gap_fc --threads 0 --out {tmp}/ab",
 ]
 
 # the same mistakes in every command that takes a model or an input size
