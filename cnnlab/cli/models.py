@@ -117,7 +117,8 @@ def cmd_summary(args) -> int:
     p = _profile(args.model, args, args.batch_size, spec)
     weights = _weights_line(args.model, spec, args.checkpoint, p.params) if spec else None
     if args.json:
-        emit({**p.to_dict(), **({"weights": weights} if weights else {})})
+        extra = {"guidelines": _flags(p)} if args.guidelines else {}
+        emit({**p.to_dict(), **({"weights": weights} if weights else {}), **extra})
         return 0
     print(_layer_table(p, args))
     print()
@@ -130,7 +131,23 @@ def cmd_summary(args) -> int:
         print(weights)
     if p.latency_ms is not None:
         print(f"latency (median, batch {p.batch_size}, {p.device}): {p.latency_ms:.2f} ms")
+    if args.guidelines:
+        _print_guidelines(p)
     return 0
+
+
+def _flags(p) -> list[dict]:
+    from cnnlab.profile.guidelines import check
+
+    return check(p)
+
+
+def _print_guidelines(p) -> None:
+    """ShuffleNet V2's G1-G4 against this model's layers (cnnlab.profile.guidelines)."""
+    flags = _flags(p)
+    print(f"\nShuffleNet V2 guidelines: {len(flags) or 'no'} flag(s)")
+    for f in flags:
+        print(f"  {f['guideline']}  {f['layer'] or '(model)'}: {f['message']}")
 
 
 def _paper_top1(name, prof):
@@ -258,6 +275,8 @@ def add_commands(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=1)
     p.add_argument("--checkpoint", help="a checkpoint, .dcz or decompressed weights: its "
                    "builder arguments and input size, and its size on disk")
+    p.add_argument("--guidelines", action="store_true",
+                   help="flag layers against ShuffleNet V2's guidelines G1-G4")
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("compare", help="totals of several models side by side")
