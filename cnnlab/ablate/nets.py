@@ -24,21 +24,37 @@ def _head(c: int, num_classes: int, kind: str = "gap", spatial: int = 1) -> nn.S
     raise ValueError(f"head must be 'gap' or 'fc', got {kind!r}")
 
 
+def _pair(c: int, w: int, stride: int, norm: bool, act: str, conv: str) -> list[nn.Module]:
+    """One stage's convolutions: two 3×3 (``conv="3x3"``), one 5×5 (``"5x5"``), or the 5×5
+    factorised into two 3×3 with a linear (``"3x3_linear"``) or ReLU (``"3x3_relu"``) middle
+    (Szegedy et al. 2016, Sec. 3.1, Fig. 2)."""
+    a = ACTS[act]
+    if conv == "3x3":
+        return [ConvNormAct(c, w, 3, stride, norm=norm, act=a),
+                ConvNormAct(w, w, 3, norm=norm, act=a)]
+    if conv == "5x5":
+        return [ConvNormAct(c, w, 5, stride, norm=norm, act=a)]
+    if conv in ("3x3_linear", "3x3_relu"):
+        return [ConvNormAct(c, w, 3, stride, norm=norm, act=a if conv == "3x3_relu" else None),
+                ConvNormAct(w, w, 3, norm=norm, act=a)]
+    raise ValueError(f"conv must be 3x3, 5x5, 3x3_linear or 3x3_relu, got {conv!r}")
+
+
 def plain_cnn(in_chans: int, num_classes: int, act: str = "relu", down: str = "max",
               head: str = "gap", widths=(16, 32, 64), norm: bool = True,
-              side: int = 16) -> nn.Module:
-    """conv 3×3 stages, widths doubling; between stages a 2×2 max pool (``down="max"``) or
-    the next stage's first conv at stride 2 (``down="stride"``, All-CNN / SimpNet Table VI);
-    ``act`` any of relu/tanh/elu; ``head`` gap or fc."""
-    if down not in ("max", "stride"):
-        raise ValueError(f"down must be 'max' or 'stride', got {down!r}")
+              side: int = 16, conv: str = "3x3") -> nn.Module:
+    """conv stages (see :func:`_pair`), widths doubling; between stages a 2×2 max pool
+    (``down="max"``), an overlapping 3×3/2 one (``"overlap"``, AlexNet Sec. 3.4) or the next
+    stage's first conv at stride 2 (``"stride"``, All-CNN / SimpNet Table VI); ``act`` any
+    of relu/tanh/elu; ``head`` gap or fc."""
+    if down not in ("max", "overlap", "stride"):
+        raise ValueError(f"down must be 'max', 'overlap' or 'stride', got {down!r}")
     layers, c = [], in_chans
     for i, w in enumerate(widths):
         stride = 2 if i and down == "stride" else 1
-        if i and down == "max":
-            layers.append(nn.MaxPool2d(2))
-        layers += [ConvNormAct(c, w, 3, stride, norm=norm, act=ACTS[act]),
-                   ConvNormAct(w, w, 3, norm=norm, act=ACTS[act])]
+        if i and down != "stride":
+            layers.append(nn.MaxPool2d(2) if down == "max" else nn.MaxPool2d(3, 2, padding=1))
+        layers += _pair(c, w, stride, norm, act, conv)
         c = w
     spatial = side // 2 ** (len(widths) - 1)
     return nn.Sequential(*layers, _head(c, num_classes, head, spatial))
@@ -131,14 +147,17 @@ def squeeze_net(in_chans: int, num_classes: int, bypass: str = "none") -> nn.Mod
     return nn.Sequential(*layers)
 
 
-def mobilenet_small(in_chans: int, num_classes: int, alpha: float = 1.0) -> nn.Module:
+def mobilenet_small(in_chans: int, num_classes: int, alpha: float = 1.0,
+                    full_conv: bool = False) -> nn.Module:
     """A small MobileNet (Howard et al. 2017, Table 1 in kind) at width multiplier α:
-    conv 3×3 → depthwise separable blocks 64/2, 128, 128/2, 256 (×α) → pool → linear."""
+    conv 3×3 → depthwise separable blocks 64/2, 128, 128/2, 256 (×α) → pool → linear;
+    ``full_conv`` puts full 3×3 convolutions in their place (Table 4's "Conv MobileNet")."""
     def w(c):
         return max(1, int(round(c * alpha)))
 
     layers, c = [ConvNormAct(in_chans, w(32), 3)], w(32)
     for out, stride in ((64, 2), (128, 1), (128, 2), (256, 1)):
-        layers.append(DepthwiseSeparable(c, w(out), stride))
+        layers.append(ConvNormAct(c, w(out), 3, stride) if full_conv
+                      else DepthwiseSeparable(c, w(out), stride))
         c = w(out)
     return nn.Sequential(*layers, _head(c, num_classes))

@@ -157,3 +157,46 @@ def width_resolution() -> Ablation:
         (Claim("alpha1.0_16px", "alpha0.5_32px"),),
         "mult-adds scale as alpha^2 rho^2: halving the width quarters them, as halving the "
         "side does; the paper's pair favours resolution reduction by 0.7 %")
+
+
+@register_ablation("overlap_pool")
+def overlap_pool() -> Ablation:
+    return Ablation(
+        "overlap_pool", "Overlapping (3x3/2) vs non-overlapping (2x2/2) max pooling",
+        "deck 002:102-109; Krizhevsky et al. 2012 Sec. 3.4",
+        (Variant("overlap", partial(nets.plain_cnn, down="overlap"),
+                 "top-1 err 0.4 % lower than s = z = 2 (Sec. 3.4)"),
+         Variant("non_overlap", partial(nets.plain_cnn, down="max"), "the baseline")),
+        Task(train_images=300, iters=300),
+        (Claim("overlap", "non_overlap"),),
+        "AlexNet: 'models with overlapping pooling find it slightly more difficult to overfit'")
+
+
+@register_ablation("factorisation")
+def factorisation() -> Ablation:
+    return Ablation(
+        "factorisation", "Inception factorisation: 5x5 vs two 3x3, linear vs ReLU between",
+        "deck 002:606-666; Szegedy et al. 2016 (Inception v3) Sec. 3.1, Fig. 2",
+        (Variant("5x5", partial(nets.plain_cnn, conv="5x5"), "the unfactorised baseline"),
+         Variant("3x3_relu", partial(nets.plain_cnn, conv="3x3_relu"),
+                 "ReLU between: 77.2 % top-1 (Fig. 2)"),
+         Variant("3x3_linear", partial(nets.plain_cnn, conv="3x3_linear"),
+                 "linear between: 76.2 % (Fig. 2)")),
+        Task(train_images=300, iters=300),
+        (Claim("3x3_relu", "3x3_linear"),),
+        "the tested claim is ReLU vs linear between the two 3x3; the 5x5 stage is one conv "
+        "(c->w) against the factorised stage's two (c->w, w->w), so costs are not 18/25 here")
+
+
+@register_ablation("dwsc_full")
+def dwsc_full() -> Ablation:
+    return Ablation(
+        "dwsc_full", "MobileNet: depthwise separable vs full convolutions",
+        "deck 002:899-913; Howard et al. 2017 Table 4",
+        (Variant("depthwise_separable", partial(nets.mobilenet_small),
+                 "70.6 %, 4.2 M params, 569 M mult-adds (Table 4)"),
+         Variant("full_conv", partial(nets.mobilenet_small, full_conv=True),
+                 "71.7 %, 29.3 M params, 4866 M mult-adds (Table 4)")),
+        Task(train_images=400, iters=300),
+        (Claim("full_conv", "depthwise_separable"),),
+        "the claim is the cost: 1 % accuracy for 8-9x fewer mult-adds")
