@@ -120,3 +120,41 @@ def test_mobilenet_192_to_32_worked_example_deck_002_899():
     assert dws.params == 10_944
     assert round(100 * dws.params / 153_600, 2) == 7.12
     assert abs(100 * separable_ratio(5, 32) - 7.12) < 0.01  # 7.125, printed 7.12
+
+
+# --- the switches the ablations turn --------------------------------------------------------
+def test_segment_spectrum_runs_from_regular_conv_to_depthwise():
+    """Xception Sec. 2: 1 segment = a regular 3×3 conv (+1×1), C segments = depthwise
+    separable; in between, the spatial conv's cost falls as 1/segments."""
+    from cnnlab.ablate.nets import SegmentedSeparable
+
+    c, n = 16, 32
+    convs = {s: SegmentedSeparable(c, n, s).spatial.conv for s in (1, 4, c)}
+    assert [m.weight.numel() for m in convs.values()] == [9 * c * c, 9 * c * c // 4, 9 * c]
+    assert convs[c].groups == c
+    mids = {a: [type(m).__name__ for m in SegmentedSeparable(c, n, c, a)] for a in
+            ("none", "relu", "elu")}
+    assert mids == {"none": ["ConvNormAct", "ConvNormAct"],
+                    "relu": ["ConvNormAct", "ReLU", "ConvNormAct"],
+                    "elu": ["ConvNormAct", "ELU", "ConvNormAct"]}
+    with pytest.raises(ValueError):
+        SegmentedSeparable(c, n, 5)
+
+
+def test_ablation_switches_change_function_not_cost_where_the_paper_says():
+    from cnnlab.ablate import nets
+
+    x = torch.randn(2, 1, 32, 32)
+    torch.manual_seed(0)
+    a = nets.shuffle_net(1, 10, groups=3, shuffle=True).eval()
+    torch.manual_seed(0)
+    b = nets.shuffle_net(1, 10, groups=3, shuffle=False).eval()
+    assert profile(a, (1, 32, 32)).macs == profile(b, (1, 32, 32)).macs
+    assert not torch.allclose(a(x), b(x))
+    relu6 = nets.mbv2_net(1, 10, linear=False)
+    linear = nets.mbv2_net(1, 10, linear=True)
+    assert all(hasattr(blk.project, "act") for blk in relu6[1:6])
+    assert not any(hasattr(blk.project, "act") for blk in linear[1:6])
+    bypass = [m.bypass_kind for m in nets.squeeze_net(1, 10, "complex").modules()
+              if type(m).__name__ == "Fire"]
+    assert bypass == ["complex", "simple", "complex", "simple"]
