@@ -321,14 +321,16 @@ def write_results(result: dict, out: Path) -> tuple[Path, Path]:
     scale = 1 if by_steps else 100
     means = [scale * r[f"{key}_mean"] for r in result["variants"]]
     stds = [scale * r[f"{key}_std"] for r in result["variants"]]
-    fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(names)), 3.2), dpi=100)
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(names)), 3.4), dpi=100)
     ax.bar(range(len(names)), means, yerr=stds, capsize=4, color="#4a7fb5")
     ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
     ax.set_ylabel("steps to target error" if by_steps else "validation accuracy (%)")
     if not by_steps and means:
         lo = min(m - s for m, s in zip(means, stds))
         ax.set_ylim(max(0, lo - 5), min(100, max(m + s for m, s in zip(means, stds)) + 2))
-    ax.set_title(f"{result['title']} ({result['seeds']} seeds)", fontsize=9)
+    import textwrap
+
+    ax.set_title(textwrap.fill(f"{result['title']} ({result['seeds']} seeds)", 60), fontsize=9)
     fig.tight_layout()
     with atomic_path(ppath) as tmp:
         fig.savefig(tmp, format="png")
