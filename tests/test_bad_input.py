@@ -15,8 +15,8 @@ import pytest
 
 from cnnlab.cli import main
 
-MODELS = ["summary", "compare", "export", "train", "eval", "compress"]  # take a model name
-SIZED = ["summary", "compare", "export", "train", "eval"]               # take --input-size
+MODELS = ["summary", "compare", "export", "train", "eval", "compress", "bench"]  # a model name
+SIZED = ["summary", "compare", "export", "train", "eval", "bench"]               # --input-size
 
 # (command line, needs) — `needs` names no fixture: every case gets them all
 CASES: list[str] = [
@@ -148,6 +148,17 @@ CASES: list[str] = [
     "decompress {dcz} -o {ro}/w.safetensors", "decompress {dcz} -o {file}/w.safetensors",
     "decompress {dcz} -o {dir}", "decompress {dcz} -o {tmp}/nodir/w.safetensors",
     "decompress {dcz} -o {tmp}/nodir/w.safetensors --json",
+    # -- bench, summary --energy
+    "bench", "bench lenet5 --backend tvm", "bench lenet5 --device cuda:3",
+    "bench lenet5 --device bogus", "bench lenet5 --int8 --device cuda",
+    "bench lenet5 --int8 --calibration digits", "bench lenet5 --int8 --calibration bogus",
+    "bench lenet5 --batch 0", "bench lenet5 --batch 1,abc", "bench lenet5 --threads 0",
+    "bench lenet5 --runs 0", "bench lenet5 --warmup -1", "bench lenet5 --plot {ro}/l.png",
+    "bench lenet5 --plot {tmp}/nodir/l.png", "bench lenet5 --plot {dir}",
+    "bench lenet5 --backend onnxruntime --compile",
+    "summary lenet5 --energy --sram lots", "summary lenet5 --energy --precision fp8",
+    "summary {missing}.dcz --energy", "summary {corrupt_dcz} --energy",
+    "summary {dcz} --energy --precision int8", "summary lenet5 --energy --sram -1KiB",
     # -- ablate
     "ablate", "ablate gap_fc", "ablate nosuchablation --out {tmp}/ab",
     "ablate gap_fc --seeds 0 --out {tmp}/ab", "ablate gap_fc --seeds -1 --out {tmp}/ab",

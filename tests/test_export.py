@@ -6,7 +6,7 @@ import torch
 
 import cnnlab
 from cnnlab.cli import main
-from cnnlab.export import export_onnx
+from cnnlab.deploy.export import export_onnx
 
 ort = pytest.importorskip("onnxruntime")
 

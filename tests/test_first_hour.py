@@ -139,12 +139,24 @@ def test_export_and_summary_read_a_dcz(compressed, tmp_path, capsys):
     assert "on disk" in text and "nonzero" in text and "@ 1x32x32" in text
 
 
+def test_bench_reads_a_dcz(compressed, capsys):
+    _, dcz, _ = compressed
+    assert main(["bench", "lenet5", "--checkpoint", str(dcz), "--runs", "2", "--warmup", "0",
+                 "--threads", "1", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["rows"][0]["model"] == "lenet5" and out["rows"][0]["median_ms"] > 0
+    assert main(["bench", "lenet5", "alexnet", "--checkpoint", str(dcz)]) == 2
+
+
 def test_load_weights_gives_the_dcz_weights_exactly(compressed):
     from cnnlab.compress import load_compressed
     from cnnlab.train.spec import RunSpec, build_model, load_weights
 
     _, dcz, weights = compressed
-    ref = load_compressed(dcz).state_dict()
+    loaded = load_compressed(dcz)
+    assert loaded.default_input_size == (1, 32, 32)
+    assert len(loaded.normalization["mean"]) == 1
+    ref = loaded.state_dict()
     spec = RunSpec.from_checkpoint(weights)
     assert spec.model == "lenet5" and spec.input_size == (1, 32, 32) and spec.mean
     model = build_model("lenet5", spec.builder_args())

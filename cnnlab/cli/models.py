@@ -107,6 +107,18 @@ def _layer_table(p, args) -> str:
 def cmd_summary(args) -> int:
     from cnnlab.table import human
 
+    if args.energy:
+        from cnnlab.cli.deploy import energy_report, print_energy
+
+        kwargs = parse_sets(args.set)
+        size = None if args.model.endswith(".dcz") else \
+            input_size(args.model, optional_size(args.input_size), kwargs)
+        e = energy_report(args.model, size, kwargs, args.sram, args.precision)
+        if args.json:
+            emit(e.to_dict())
+        else:
+            print_energy(e)
+        return 0
     spec = None
     if args.checkpoint:
         from cnnlab.cli.common import input_file
@@ -221,7 +233,7 @@ def cmd_export(args) -> int:
     if args.opset not in ONNX_OPSETS:
         raise CliError(f"--opset {args.opset}: the exporter supports opsets "
                        f"{ONNX_OPSETS.start}-{ONNX_OPSETS.stop - 1}")
-    from cnnlab.export import export_onnx
+    from cnnlab.deploy.export import export_onnx
     from cnnlab.train.spec import build_model
 
     spec = None
@@ -240,7 +252,7 @@ def cmd_export(args) -> int:
 
         load_weights(args.checkpoint, model)
     try:
-        report = export_onnx(model, args.output, size, opset=args.opset)
+        report = export_onnx(model, args.output, size, opset=args.opset, fuse_bn=args.fuse_bn)
     except RuntimeError as e:  # the exporter's own refusal (an op this opset lacks)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise CliError(f"the ONNX exporter cannot export {args.model} at opset "
@@ -275,6 +287,10 @@ def add_commands(sub) -> None:
     p.add_argument("--batch-size", type=positive_int, default=1)
     p.add_argument("--checkpoint", help="a checkpoint, .dcz or decompressed weights: its "
                    "builder arguments and input size, and its size on disk")
+    p.add_argument("--energy", action="store_true", help="pJ per inference, Horowitz 45 nm "
+                   "(MODEL may be a .dcz file)")
+    p.add_argument("--sram", default="512KiB", help="on-chip memory for --energy")
+    p.add_argument("--precision", default="fp32", help="fp32 | fp16 | int8 for --energy")
     p.add_argument("--guidelines", action="store_true",
                    help="flag layers against ShuffleNet V2's guidelines G1-G4")
     p.set_defaults(func=cmd_summary)
@@ -300,5 +316,6 @@ def add_commands(sub) -> None:
     input_size_opt(p, "CxHxW, e.g. 3x224x224")
     set_opt(p, None)
     p.add_argument("--opset", type=int, default=17)
+    p.add_argument("--fuse-bn", action="store_true", help="fold BN into the convolutions")
     json_opt(p)
     p.set_defaults(func=cmd_export)

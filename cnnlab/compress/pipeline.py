@@ -313,10 +313,19 @@ def read_weights(path) -> tuple[ff.DczFile, dict[str, torch.Tensor]]:
 
 
 def load_compressed(path) -> nn.Module:
-    """The model stored in a ``.dcz`` file, weights decoded, in eval mode."""
+    """The model stored in a ``.dcz`` file, weights decoded, in eval mode. It carries the
+    run it was trained in when the file records one (``cnnlab compress`` does):
+    ``model.default_input_size`` (what ``cnnlab.profile`` and export use) and
+    ``model.normalization`` (``{"mean": ..., "std": ...}`` of the training data)."""
     f, state = read_weights(path)
     model = _model_from(f.model, f.config, state)
     model.compression_info = dict(f.info, file_bytes=f.size)
+    run = f.info.get("run") or {}
+    if run.get("input_size"):
+        model.default_input_size = tuple(run["input_size"])
+    if (run.get("data") or {}).get("mean"):
+        model.normalization = {"mean": tuple(run["data"]["mean"]),
+                               "std": tuple(run["data"]["std"])}
     return model
 
 

@@ -19,7 +19,7 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     if not is_symbolic(x) and (groups < 1 or x.shape[1] % groups):
         raise ValueError(f"channel_shuffle: {x.shape[1]} channels do not split into {groups} "
                          "groups")
-    return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
+    return x.unflatten(1, (groups, -1)).transpose(1, 2).reshape(x.shape)
 
 
 def channel_split(x: torch.Tensor, first: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

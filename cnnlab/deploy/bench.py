@@ -1,0 +1,260 @@
+"""Latency benchmarks: what a model costs on this machine, not what its mult-adds promise.
+
+Ma et al. 2018 (ShuffleNet V2, Sec. 2 and Table 8) show that FLOPs are an indirect metric:
+memory access cost, parallelism and the platform decide speed, so a model is judged by its
+measured latency on the target device. :func:`bench` times one model under a configuration
+(warm-up, N timed runs, median and spread, images/s); :func:`table8` lays several models out as
+Table 8 does (mult-adds, MAC, params, latency) with the rank disagreement between mult-adds
+and latency (Kendall's τ; 1 = same order).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+
+BACKENDS = ("torch", "onnxruntime")
+
+
+@dataclass
+class Timing:
+    model: str
+    batch: int
+    input_size: tuple[int, ...]
+    config: str
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    runs: int
+
+    @property
+    def images_per_s(self) -> float:
+        return 1000.0 * self.batch / self.median_ms
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "input_size": list(self.input_size),
+                "images_per_s": self.images_per_s}
+
+
+def _quantile(xs: list[float], q: float) -> float:
+    xs = sorted(xs)
+    i = q * (len(xs) - 1)
+    lo = int(i)
+    return xs[lo] + (xs[min(lo + 1, len(xs) - 1)] - xs[lo]) * (i - lo)
+
+
+def summarize(times_s: list[float]) -> tuple[float, float, float]:
+    """(median, 10th, 90th percentile) in milliseconds."""
+    ms = [1000 * t for t in times_s]
+    return statistics.median(ms), _quantile(ms, 0.1), _quantile(ms, 0.9)
+
+
+def alternate(runners: dict[str, callable], *, warmup: int = 3, runs: int = 20,
+              sync=lambda: None) -> dict[str, list[float]]:
+    """Seconds per call of each runner, timed in turns (a, b, a, b, …) so that a slow spell
+    of a shared machine hits every contender alike."""
+    for fn in runners.values():
+        for _ in range(warmup):
+            fn()
+    sync()
+    times: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(runs):
+        for k, fn in runners.items():
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            times[k].append(time.perf_counter() - t0)
+    return times
+
+
+def check_device(device: str) -> torch.device:
+    if str(device).split(":")[0] not in ("cpu", "cuda"):
+        raise ValueError(f"unknown device {device!r}; cpu or cuda")
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("--device cuda: this machine has no CUDA device "
+                         "(PyTorch sees none)")
+    return dev
+
+
+def check_options(*, backend: str = "torch", int8: bool = False, device: str = "cpu",
+                  compile: bool = False) -> None:
+    """Refuse combinations that cannot run before any model is built."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
+    if int8 and str(device).split(":")[0] != "cpu":
+        raise ValueError(f"int8: PyTorch has no quantized kernels on {device} "
+                         "(x86/fbgemm int8 runs on the CPU)")
+    dev = check_device(device)
+    if int8 and dev.type != "cpu":
+        raise ValueError(f"int8: PyTorch has no quantized kernels on {dev.type} "
+                         "(x86/fbgemm int8 runs on the CPU)")
+    if int8:
+        from cnnlab.deploy.quant import check_backend
+
+        check_backend("x86")
+    if backend == "onnxruntime" and (compile or dev.type != "cpu"):
+        raise ValueError("--backend onnxruntime runs on the CPU without --compile")
+
+
+def make_runner(model: nn.Module, input_size, batch: int, *, backend: str = "torch",
+                channels_last: bool = False, fuse_bn: bool = False, compile: bool = False,
+                int8: bool = False, device: str = "cpu", threads: int | None = None,
+                calibration: torch.Tensor | None = None, workdir: str | None = None):
+    """A zero-argument callable running one forward pass of ``model`` at ``batch`` under the
+    configuration, and a note on what it runs (e.g. which ops int8 left in fp32)."""
+    check_options(backend=backend, int8=int8, device=device, compile=compile)
+    dev = torch.device(device)
+    model = model.eval()
+    notes = []
+    if fuse_bn and not int8:  # FX int8 folds BN itself
+        from cnnlab.deploy.fuse import fuse_bn as fold
+
+        model = fold(model, tuple(input_size))
+        notes.append(f"{len(model.fused_pairs)} BN folded")
+    x = torch.randn((batch, *input_size), generator=torch.Generator().manual_seed(0))
+    if int8:
+        from cnnlab.deploy.quant import quantize_ptq
+
+        calib = calibration if calibration is not None else torch.randn((8, *input_size))
+        q = quantize_ptq(model, [calib], input_size=tuple(input_size))
+        model = q.model
+        notes.append(q.summary() + ("" if calibration is not None
+                                    else "; calibrated on random inputs (latency only)"))
+    if backend == "onnxruntime":
+        return _ort_runner(model, input_size, x, threads, workdir), "; ".join(notes)
+    model = model.to(dev)
+    x = x.to(dev)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
+    if compile:
+        model = torch.compile(model)
+
+    def run():
+        with torch.inference_mode():
+            model(x)
+
+    return run, "; ".join(notes)
+
+
+def _ort_runner(model, input_size, x, threads, workdir):
+    import onnxruntime as ort
+
+    from cnnlab.deploy.export import export_onnx
+
+    tmp = Path(workdir or tempfile.mkdtemp(prefix="cnnlab-bench-"))
+    path = tmp / "model.onnx"
+    export_onnx(model, path, tuple(input_size))
+    opts = ort.SessionOptions()
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    sess = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    feed = {"input": x.numpy()}
+    return lambda: sess.run(None, feed)
+
+
+@contextlib.contextmanager
+def num_threads(n: int | None):
+    old = torch.get_num_threads()
+    if n:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def config_name(**opts) -> str:
+    on = [k for k in ("channels_last", "fuse_bn", "compile", "int8") if opts.get(k)]
+    return "+".join([opts.get("backend", "torch"), *on])
+
+
+def bench(model: nn.Module | str, *, batches=(1,), input_size=None, threads: int | None = None,
+          warmup: int = 3, runs: int = 20, **opts) -> list[Timing]:
+    """Median and spread of ``runs`` timed forward passes (after ``warmup``) per batch size.
+
+    ``opts``: ``backend`` (torch | onnxruntime), ``channels_last``, ``fuse_bn``, ``compile``,
+    ``int8``, ``device``, ``calibration``. Weights are random (latency does not depend on
+    them)."""
+    from cnnlab.registry import create_model, model_info
+
+    check_options(**{k: opts[k] for k in ("backend", "int8", "device", "compile") if k in opts})
+    name = model if isinstance(model, str) else getattr(model, "model_name",
+                                                          type(model).__name__)
+    if isinstance(model, str):
+        input_size = tuple(input_size or model_info(model).input_size)
+        model = create_model(model)
+    elif input_size is None:
+        raise ValueError("input_size is required for a module")
+    dev = torch.device(opts.get("device", "cpu"))
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    out = []
+    with num_threads(threads):
+        for b in batches:
+            run, note = make_runner(model, input_size, b, threads=threads, **opts)
+            t = alternate({"m": run}, warmup=warmup, runs=runs, sync=sync)["m"]
+            med, p10, p90 = summarize(t)
+            cfg = config_name(**opts) + (f" ({note})" if note else "")
+            out.append(Timing(name, b, tuple(input_size), cfg, med, p10, p90, runs))
+    return out
+
+
+def kendall_tau(a, b) -> float:
+    """Kendall's τ-b between two sequences (ties counted as neither order)."""
+    n = len(a)
+    conc = disc = ties_a = ties_b = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            da, db = a[i] - a[j], b[i] - b[j]
+            if da == 0 and db == 0:
+                continue
+            if da == 0:
+                ties_a += 1
+            elif db == 0:
+                ties_b += 1
+            elif (da > 0) == (db > 0):
+                conc += 1
+            else:
+                disc += 1
+    denom = ((conc + disc + ties_a) * (conc + disc + ties_b)) ** 0.5
+    return (conc - disc) / denom if denom else float("nan")
+
+
+def table8(names, input_sizes=((3, 224, 224),), *, threads: int = 1, runs: int = 10,
+           warmup: int = 2, **opts) -> dict:
+    """ShuffleNet V2 Table 8's layout: per model and input size, mult-adds, memory access cost
+    (MAC, elements), params and measured batch-1 latency; Kendall's τ between mult-adds and
+    latency over the models at each input size. Models are timed in turns."""
+    from cnnlab.profile import profile
+    from cnnlab.registry import create_model
+
+    rows, taus = [], {}
+    with num_threads(threads):
+        for size in input_sizes:
+            models = {n: create_model(n) for n in names}
+            runners, profs = {}, {}
+            for n, m in models.items():
+                profs[n] = profile(n, tuple(size))
+                runners[n], _ = make_runner(m, tuple(size), 1, threads=threads, **opts)
+            times = alternate(runners, warmup=warmup, runs=runs)
+            lat = {}
+            for n in names:
+                med, p10, p90 = summarize(times[n])
+                p = profs[n]
+                lat[n] = med
+                rows.append({"model": n, "input_size": list(size), "macs": p.macs,
+                             "memory_access": p.memory_access, "params": p.params,
+                             "latency_ms": med, "p10_ms": p10, "p90_ms": p90})
+            taus["x".join(map(str, size))] = kendall_tau([profs[n].macs for n in names],
+                                                         [lat[n] for n in names])
+    return {"rows": rows, "kendall_tau": taus, "threads": threads,
+            "config": config_name(**opts)}

@@ -1,0 +1,62 @@
+"""Benchmark library: timings, configurations, Kendall's τ and refused combinations."""
+
+import pytest
+import torch
+import torch.nn as nn
+
+from cnnlab.deploy.bench import alternate, bench, check_options, kendall_tau, summarize, table8
+
+
+def tiny():
+    return nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+
+
+def test_bench_times_each_batch_and_reports_throughput():
+    rows = bench(tiny(), input_size=(3, 16, 16), batches=(1, 4), runs=5, warmup=1,
+                 fuse_bn=True, channels_last=True, threads=1)
+    assert [r.batch for r in rows] == [1, 4]
+    for r in rows:
+        assert 0 < r.p10_ms <= r.median_ms <= r.p90_ms
+        assert r.images_per_s == pytest.approx(1000 * r.batch / r.median_ms)
+        assert "fuse_bn" in r.config and "1 BN folded" in r.config
+
+
+def test_onnxruntime_backend_runs_the_exported_graph():
+    pytest.importorskip("onnxruntime")
+    (r,) = bench(tiny(), input_size=(3, 16, 16), runs=3, warmup=1, backend="onnxruntime")
+    assert r.config.startswith("onnxruntime") and r.median_ms > 0
+
+
+def test_alternate_runs_contenders_in_turns():
+    order = []
+    alternate({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
+              warmup=0, runs=3)
+    assert order == ["a", "b"] * 3
+    assert summarize([0.001, 0.002, 0.003])[0] == pytest.approx(2.0)
+
+
+def test_kendall_tau_by_hand():
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert kendall_tau([1, 2, 3, 4], [40, 30, 20, 10]) == -1.0
+    # pairs: (1,2)+ (1,3)+ (1,4)+ (2,3)- (2,4)+ (3,4)+ : (5 - 1) / 6
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
+
+
+def test_table8_rows_and_tau():
+    t = table8(["lenet5_caffe", "lenet_300_100"], [(1, 28, 28)], runs=3, warmup=1)
+    assert [r["model"] for r in t["rows"]] == ["lenet5_caffe", "lenet_300_100"]
+    assert t["rows"][0]["macs"] == 2_293_000 and t["rows"][1]["params"] == 266_610
+    assert -1 <= t["kendall_tau"]["1x28x28"] <= 1
+
+
+@pytest.mark.parametrize("opts, message", [
+    ({"backend": "tensorrt"}, "unknown backend"),
+    ({"device": "cuda"}, "no CUDA" if not torch.cuda.is_available() else "no quantized"),
+    ({"device": "tpu"}, "unknown device"),
+])
+def test_bad_configurations_are_refused(opts, message):
+    if opts.get("device") == "cuda" and torch.cuda.is_available():
+        opts = {**opts, "int8": True}
+    with pytest.raises(ValueError, match=message):
+        check_options(**opts)
