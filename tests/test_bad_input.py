@@ -168,6 +168,10 @@ CASES: list[str] = [
     "ablate gap_fc --data bogus --out {tmp}/ab",
     "ablate gap_fc --data mnist:{missing} --out {tmp}/ab",
     "ablate --list gap_fc", "ablate gap_fc --threads 0 --out {tmp}/ab",
+    # -- report
+    "report", "report --out {ro}/rep", "report --out {file}", "report --out {file}/rep",
+    "report --out {tmp}/rep --models nosuchnet*", "report --out {tmp}/rep --results {missing}",
+    "report --out {tmp}/rep --results {file}", "report --out {tmp}/rep --layers nosuchnet",
 ]
 
 # the same mistakes in every command that takes a model or an input size
