@@ -38,15 +38,17 @@ def relu_tanh() -> Ablation:
     return Ablation(
         "relu_tanh", "ReLU vs tanh: training steps to a target error",
         "deck 002:122-124; Krizhevsky et al. 2012 Fig. 1",
-        (Variant("relu", partial(nets.plain_cnn, act="relu", norm=False),
+        (Variant("relu", partial(nets.plain_cnn, act="relu"),
                  "25 % CIFAR-10 training error 6x sooner than tanh (Fig. 1)"),
-         Variant("tanh", partial(nets.plain_cnn, act="tanh", norm=False),
+         Variant("tanh", partial(nets.plain_cnn, act="tanh"),
                  "6x more epochs to 25 % (Fig. 1)")),
-        Task(train_images=500, iters=400, lr=0.02, batch_size=32, target_error=0.10,
+        Task(train_images=500, iters=200, lr=0.02, batch_size=32, target_error=0.10,
              schedule="constant", weight_decay=0.0),
         (Claim("relu", "tanh"),),
-        "four-layer nets without normalisation as in the paper; measure = steps until the "
-        "validation error first reaches 10 % (evaluated once per pass over the data)")
+        "measure = steps until the validation error first reaches 10 % (evaluated once per "
+        "pass over the 500 training images, 16 steps). With batch norm, unlike AlexNet: "
+        "without it this 6-conv net with a GAP head did not train with ReLU at lr 0.05 "
+        "(dead units) and barely moved with either activation at lr 0.01 in 150 steps")
 
 
 @register_ablation("gap_fc")
