@@ -58,6 +58,9 @@ def test_verdict_follows_the_spread_of_the_seeds():
         == "does not reproduce"
     assert verdicts(a, _rows([0.80, 0.90, 0.85], [0.84, 0.86, 0.85]), False)[0]["verdict"] \
         == "inconclusive"
+    stuck = _rows([0.90, 0.91, 0.92], [0.10, 0.11, 0.09])
+    stuck[1]["at_chance"] = True
+    assert verdicts(a, stuck, False)[0]["verdict"].startswith("invalid (b stayed near chance")
 
 
 def test_steps_to_target_is_the_first_evaluation_under_the_error():

@@ -222,9 +222,12 @@ def run_ablation(ablation: Ablation, seeds: int = 3, budget_min: float | None = 
             runs.append(run)
             if log:
                 log(f"{v.name} seed {seed}: acc {run['acc']:.4f}")
+        summary = _summary(runs, task.target_error)
         rows.append({"variant": v.name, "params": prof.params, "macs": prof.macs,
                      "input_size": list(size), "latency_ms": latency, "paper": v.paper,
-                     "runs": runs, **_summary(runs, task.target_error)})
+                     "runs": runs, **summary,
+                     "at_chance": summary["acc_mean"] is not None
+                     and summary["acc_mean"] < 1.5 / ncls})
     result = {"ablation": ablation.name, "title": ablation.title, "source": ablation.source,
               "data": data, "train_images": task.train_images, "iters": steps, "seeds": seeds,
               "target_error": task.target_error, "notes": ablation.notes, "variants": rows}
@@ -253,7 +256,8 @@ def _summary(runs: list[dict], target_error: float | None) -> dict:
 def verdicts(ablation: Ablation, rows: list[dict], by_steps: bool) -> list[dict]:
     """For each claim: ``reproduces`` when the better arm wins by more than the two arms'
     summed standard deviations, ``does not reproduce`` when it loses by that much, else
-    ``inconclusive`` (the difference is within seed noise)."""
+    ``inconclusive`` (the difference is within seed noise); ``invalid`` when an arm stayed
+    near chance accuracy (it did not train: nothing can be said)."""
     by = {r["variant"]: r for r in rows}
     out = []
     for c in ablation.claims:
@@ -262,6 +266,13 @@ def verdicts(ablation: Ablation, rows: list[dict], by_steps: bool) -> list[dict]
         if len(a["runs"]) < 2:
             out.append({"claim": f"{c.better} beats {c.worse} ({what})",
                         "verdict": "inconclusive (one seed: no spread to judge by)",
+                        "difference": None, "noise": None})
+            continue
+        stuck = [r["variant"] for r in (a, b) if r.get("at_chance")]
+        if stuck:
+            out.append({"claim": f"{c.better} beats {c.worse} ({what})",
+                        "verdict": f"invalid ({' and '.join(stuck)} stayed near chance "
+                        "accuracy: the task setting failed, not the claim)",
                         "difference": None, "noise": None})
             continue
         key = "steps" if by_steps else "acc"
