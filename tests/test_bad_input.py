@@ -158,6 +158,19 @@ CASES: list[str] = [
     "summary lenet5 --energy --sram lots", "summary lenet5 --energy --precision fp8",
     "summary {missing}.dcz --energy", "summary {corrupt_dcz} --energy",
     "summary {dcz} --energy --precision int8", "summary lenet5 --energy --sram -1KiB",
+    # -- ablate
+    "ablate", "ablate gap_fc", "ablate nosuchablation --out {tmp}/ab",
+    "ablate gap_fc --seeds 0 --out {tmp}/ab", "ablate gap_fc --seeds -1 --out {tmp}/ab",
+    "ablate gap_fc --budget 0 --out {tmp}/ab", "ablate gap_fc --budget -2 --out {tmp}/ab",
+    "ablate gap_fc --budget nan --out {tmp}/ab", "ablate gap_fc --iters 0 --out {tmp}/ab",
+    "ablate gap_fc --out {ro}/ab", "ablate gap_fc --out {file}", "ablate gap_fc --out {file}/ab",
+    "ablate gap_fc --data bogus --out {tmp}/ab",
+    "ablate gap_fc --data mnist:{missing} --out {tmp}/ab",
+    "ablate --list gap_fc", "ablate gap_fc --threads 0 --out {tmp}/ab",
+    # -- report
+    "report", "report --out {ro}/rep", "report --out {file}", "report --out {file}/rep",
+    "report --out {tmp}/rep --models nosuchnet*", "report --out {tmp}/rep --results {missing}",
+    "report --out {tmp}/rep --results {file}", "report --out {tmp}/rep --layers nosuchnet",
 ]
 
 # distillation and ensembles (issue 15)

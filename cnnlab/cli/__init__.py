@@ -21,7 +21,8 @@ __all__ = ["COMMANDS", "CliError", "build_parser", "main", "parse_sets", "parse_
 # command-group modules, in the order their commands are listed by --help
 COMMANDS: list[str] = ["cnnlab.cli.models", "cnnlab.cli.train", "cnnlab.cli.compress",
                        "cnnlab.cli.prune", "cnnlab.cli.binarize", "cnnlab.cli.distill",
-                       "cnnlab.cli.search", "cnnlab.cli.visualize", "cnnlab.cli.deploy"]
+                       "cnnlab.cli.search", "cnnlab.cli.visualize", "cnnlab.cli.deploy",
+                       "cnnlab.cli.ablate", "cnnlab.cli.report"]
 
 
 def build_parser() -> Parser:

@@ -146,7 +146,8 @@ def cmd_summary(args) -> int:
     p = _profile(args.model, args, args.batch_size, spec)
     weights = _weights_line(args.model, spec, args.checkpoint, p.params) if spec else None
     if args.json:
-        emit({**p.to_dict(), **({"weights": weights} if weights else {})})
+        extra = {"guidelines": _flags(p)} if args.guidelines else {}
+        emit({**p.to_dict(), **({"weights": weights} if weights else {}), **extra})
         return 0
     print(_layer_table(p, args))
     print()
@@ -159,7 +160,23 @@ def cmd_summary(args) -> int:
         print(weights)
     if p.latency_ms is not None:
         print(f"latency (median, batch {p.batch_size}, {p.device}): {p.latency_ms:.2f} ms")
+    if args.guidelines:
+        _print_guidelines(p)
     return 0
+
+
+def _flags(p) -> list[dict]:
+    from cnnlab.profile.guidelines import check
+
+    return check(p)
+
+
+def _print_guidelines(p) -> None:
+    """ShuffleNet V2's G1-G4 against this model's layers (cnnlab.profile.guidelines)."""
+    flags = _flags(p)
+    print(f"\nShuffleNet V2 guidelines: {len(flags) or 'no'} flag(s)")
+    for f in flags:
+        print(f"  {f['guideline']}  {f['layer'] or '(model)'}: {f['message']}")
 
 
 def _paper_top1(name, prof):
@@ -293,6 +310,8 @@ def add_commands(sub) -> None:
                    "(MODEL may be a .dcz file)")
     p.add_argument("--sram", default="512KiB", help="on-chip memory for --energy")
     p.add_argument("--precision", default="fp32", help="fp32 | fp16 | int8 for --energy")
+    p.add_argument("--guidelines", action="store_true",
+                   help="flag layers against ShuffleNet V2's guidelines G1-G4")
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("compare", help="totals of several models side by side")

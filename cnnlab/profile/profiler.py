@@ -87,18 +87,36 @@ class Profile:
 
         MobileNetV2 (Sandler et al. 2018, Sec. 5.1) treats a whole inverted-residual block
         as one op whose expanded tensor never exists in full: pass its class (or class name)
-        in ``as_op`` and only the block's input and output count for it.
+        in ``as_op`` and only the block's input and output count for it. The paper's M(G)
+        also counts the op's own storage: see :meth:`peak_memory`.
         """
+        return self._peak(as_op, with_op=False)
+
+    def peak_memory(self, as_op: tuple[type, ...] | tuple[str, ...] = ()) -> int:
+        """MobileNetV2's memory model in bytes (Sec. 5.1, deck 001:815): M(G) = max over ops
+        of Σ|inputs| + Σ|outputs| + |op|, where |op| is the op's internal storage, here its
+        weights (read by it every time). A block in ``as_op`` is one op (deck 001:817): its
+        input, its output and all its weights; the tensors inside it are disposable."""
+        return self._peak(as_op, with_op=True)
+
+    def _peak(self, as_op, with_op: bool) -> int:
         names = {t if isinstance(t, str) else t.__name__ for t in as_op}
         blocks = [n for n, (cls, _, _) in self.module_io.items() if cls in names]
+
+        def inside(row, b):
+            return row.name == b or row.name.startswith(b + ".")
+
+        def own(row):  # the weights the op reads (MAC minus its activations)
+            return row.memory_access - row.input_elems - row.output_elems if with_op else 0
+
         peak = 0
         for n in blocks:
             _, i, o = self.module_io[n]
-            peak = max(peak, i + o)
+            peak = max(peak, i + o + sum(own(r) for r in self.rows if inside(r, n)))
         for r in self.rows:
-            if any(r.name == b or r.name.startswith(b + ".") for b in blocks):
+            if any(inside(r, b) for b in blocks):
                 continue
-            peak = max(peak, r.input_elems + r.output_elems)
+            peak = max(peak, r.input_elems + r.output_elems + own(r))
         esize = self.rows[0].elem_size if self.rows else 4
         return peak * esize
 
@@ -129,6 +147,7 @@ class Profile:
             "flops": 2 * self.macs, "other_ops": self.other_ops,
             "memory_access": self.memory_access, "activation_bytes": self.activation_bytes,
             "peak_activation_bytes": self.peak_activation_bytes,
+            "peak_memory_bytes": self.peak_memory(),
             "model_size_bytes_fp32": self.model_size(32), "latency_ms": self.latency_ms,
             "device": self.device, "batch_size": self.batch_size, "by_type": self.by_type(),
         }

@@ -1,0 +1,57 @@
+"""The decks' design claims at CPU scale: run ``cnnlab ablate`` studies (3 seeds each) and
+print their tables as Markdown for experiments/README.md.
+
+    python experiments/ablations.py gap_fc strided_pool ...   # run, then print
+    python experiments/ablations.py --from experiments/figures/ablate   # print saved results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+OUT = Path(__file__).parent / "figures" / "ablate"
+
+
+def markdown(r: dict) -> str:
+    by_steps = r.get("target_error") is not None
+    measure = f"steps to {100 * r['target_error']:.0f} % val error" if by_steps \
+        else "val accuracy"
+    lines = [f"**{r['title']}** ({r['source']}); {r['data']}, {r['train_images']} training "
+             f"images, {r['iters']} steps, {r['seeds']} seeds",
+             "", f"| variant | params | mult-adds | latency ms | {measure} | paper |",
+             "|---|---:|---:|---:|---:|---|"]
+    for v in r["variants"]:
+        m = (f"{v['steps_mean']:.0f} ± {v['steps_std']:.0f} ({v['reached']}/{len(v['runs'])})"
+             if by_steps else f"{100 * v['acc_mean']:.2f} ± {100 * v['acc_std']:.2f} %")
+        lines.append(f"| {v['variant']} | {v['params']:,} | {v['macs']:,} | "
+                     f"{v['latency_ms']:.2f} | {m} | {v['paper']} |")
+    lines.append("")
+    lines += [f"- {c['claim']}: **{c['verdict']}**" for c in r["verdicts"]]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("names", nargs="*")
+    ap.add_argument("--from", dest="src", type=Path)
+    ap.add_argument("--seeds", type=int, default=3)
+    a = ap.parse_args()
+    if a.src:
+        for path in sorted(a.src.glob("*.json")):
+            print(markdown(json.loads(path.read_text())))
+        return
+    import torch
+
+    from cnnlab.ablate import get_ablation, run_ablation, write_results
+
+    torch.set_num_threads(1)
+    for name in a.names:
+        r = run_ablation(get_ablation(name), seeds=a.seeds)
+        write_results(r, OUT)
+        print(markdown(r))
+
+
+if __name__ == "__main__":
+    main()
