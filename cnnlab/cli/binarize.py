@@ -2,33 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 from cnnlab.cli.common import CliError, emit, json_opt, parse_sets, set_opt, split_opts
-
-
-def _out_dir(path: str) -> Path:
-    """Checked before any work: a new (or empty) directory whose parent exists."""
-    out = Path(path)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise CliError(f"--out {out} exists and is not an empty directory")
-    if not out.parent.is_dir():
-        raise CliError(f"--out: directory {out.parent} does not exist")
-    return out
 
 
 def cmd_binarize(args) -> int:
     import torch
 
+    from cnnlab.cli.common import new_output_dir
     from cnnlab.compress.binary import binarize, save_binary, weight_bytes
+    from cnnlab.io import atomic_dir
     from cnnlab.train import TrainConfig, evaluate, train
     from cnnlab.train.spec import RunSpec, load_weights, model_and_data
 
-    out = _out_dir(args.out)
+    out = new_output_dir(args.out)
     if args.epochs < 0 or args.lr <= 0 or args.batch_size < 1:
         raise CliError("--epochs must be ≥ 0, --lr > 0 and --batch-size ≥ 1")
     if args.threads:
@@ -50,11 +38,7 @@ def cmd_binarize(args) -> int:
                       lr=args.lr, weight_decay=0.0, schedule="cosine", seed=args.seed,
                       input_size=size)
     log = (lambda m: print(m, file=sys.stderr)) if args.json else print
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; give the directory the usual mode
-    try:
+    with atomic_dir(out) as tmp:
         meta = {**RunSpec(args.model, kwargs, size, spec, val_split, split_seed).to_meta(),
                 "binarize": args.mode}
         cfg = cfg.replace(out_dir=str(tmp))
@@ -64,12 +48,6 @@ def cmd_binarize(args) -> int:
             float(res.metrics["top1"])
         nbytes = save_binary(model, tmp / "binary.safetensors",
                              meta={"model": args.model, "config": kwargs, "mode": args.mode})
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     result = {"model": args.model, "mode": args.mode, "full_top1": full_top1, "top1": top1,
               "full_bytes": full_bytes, "binary_bytes": nbytes,
               "smaller": round(full_bytes / nbytes, 2), "out": str(out)}

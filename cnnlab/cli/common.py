@@ -136,6 +136,18 @@ def output_dir(path: str | os.PathLike) -> Path:
     return p
 
 
+def new_output_dir(path: str | os.PathLike) -> Path:
+    """A folder of results that does not exist yet (or is empty), in a writable folder that
+    exists: written whole by :func:`cnnlab.io.atomic_dir`."""
+    p = Path(path)
+    if p.exists() and (not p.is_dir() or any(p.iterdir())):
+        raise CliError(f"--out {path} exists and is not an empty directory")
+    if not p.parent.is_dir():
+        raise CliError(f"--out: directory {p.parent} does not exist")
+    _probe_dir(p.parent, path)
+    return p
+
+
 def input_file(path: str | os.PathLike, what: str = "file") -> Path:
     p = Path(path)
     if p.is_dir():

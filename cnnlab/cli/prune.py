@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 
 from cnnlab.cli.common import CliError, emit, json_opt, parse_sets, set_opt, split_opts
-
-
-def _check_out(out: str) -> Path:
-    path = Path(out)
-    if path.exists():
-        raise CliError(f"{path} already exists")
-    if not path.parent.is_dir():
-        raise CliError(f"directory {path.parent} does not exist")
-    return path
 
 
 def _layer_times(model, size, runs=10):
@@ -92,7 +80,10 @@ def cmd_prune(args) -> int:
         raise CliError(f"--macs must be in (0, 1], got {args.macs}")
     if args.finetune_epochs < 0:
         raise CliError("--finetune-epochs must be >= 0")
-    out = _check_out(args.out)
+    from cnnlab.cli.common import new_output_dir
+    from cnnlab.io import atomic_dir
+
+    out = new_output_dir(args.out)
     if args.threads:
         torch.set_num_threads(args.threads)
     run = RunSpec.from_checkpoint(args.checkpoint)
@@ -160,15 +151,10 @@ def cmd_prune(args) -> int:
                  params_after=p1.params, macs=p0.macs, macs_after=p1.macs, ms=ms0,
                  ms_after=ms1, accuracy=acc)
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         save_pruned(pruned, tmp, model_name=args.model, model_kwargs=config,
                     extra={"input_size": list(size), "score": args.score,
                            "macs_target": args.macs, "totals": total})
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     if args.json:
         emit({"layers": layers, "total": total, "out": str(out)})
         return 0
