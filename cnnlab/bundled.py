@@ -29,13 +29,11 @@ def load_bundled(name: str, model: nn.Module) -> dict:
     if entry is None:
         raise ValueError(f"{name}: no bundled weights; pass the file: "
                          f"create_model({name!r}, pretrained='path/to/{name}.pth')")
-    from cnnlab.train.spec import load_weights
-
     num_classes = getattr(model, "num_classes", None)
     if num_classes is not None and num_classes != entry["num_classes"]:
         raise ValueError(f"{name}: the bundled weights have {entry['num_classes']} classes, "
                          f"not {num_classes}")
-    load_weights(WEIGHTS / entry["file"], model)
+    _load_state(WEIGHTS / entry["file"], model)
     cfg = getattr(model, "pretrained_cfg", None)
     if isinstance(cfg, dict):
         cfg.update(mean=tuple(entry["mean"]), std=tuple(entry["std"]), crop_pct=1.0,
@@ -43,3 +41,17 @@ def load_bundled(name: str, model: nn.Module) -> dict:
                    source=f"bundled: {entry['file']} ({entry['data']}, "
                           f"{entry['accuracy']:.2f} % on {entry['val']})")
     return entry
+
+
+def _load_state(path: Path, model: nn.Module) -> None:
+    """A bundled file is a plain safetensors state dict of ``model``'s own names."""
+    from safetensors.torch import load_file
+
+    from cnnlab.state import mismatch
+
+    state = load_file(str(path))
+    wrong = mismatch(model.state_dict(), state)
+    if wrong:
+        raise ValueError(f"{path.name}: does not match this model: {wrong}")
+    model.load_state_dict(state)
+

@@ -206,8 +206,8 @@ def test_packed_model_without_the_c_kernel_uses_the_torch_path(monkeypatch):
 
 @pytest.fixture
 def digits_checkpoint(tmp_path):
+    from cnnlab.runspec import RunSpec
     from cnnlab.train import save_checkpoint
-    from cnnlab.train.spec import RunSpec
 
     torch.manual_seed(6)
     model = cnnlab.create_model("lenet5_modern", num_classes=10, in_chans=1)

@@ -16,8 +16,8 @@ BUNDLED = sorted(index())
 
 @pytest.mark.parametrize("name", BUNDLED)
 def test_bundled_weights_reach_the_stated_accuracy(name):
+    from cnnlab.runspec import RunSpec, model_and_data
     from cnnlab.train.evaluate import evaluate
-    from cnnlab.train.spec import RunSpec, model_and_data
 
     entry = index()[name]
     model = cnnlab.create_model(name, pretrained=True)

@@ -25,8 +25,8 @@ def main(run_dir: str) -> None:
 
     from cnnlab.bundled import WEIGHTS, index
     from cnnlab.io import write_bytes_atomic
+    from cnnlab.runspec import RunSpec, load_weights, model_and_data
     from cnnlab.train.evaluate import evaluate
-    from cnnlab.train.spec import RunSpec, load_weights, model_and_data
 
     torch.set_num_threads(1)
     ckpt = Path(run_dir) / "best.safetensors"

@@ -70,13 +70,13 @@ def cmd_distill(args) -> int:
     import torch
 
     from cnnlab.cli.common import output_dir
-    from cnnlab.cli.train import _report, _setup, _shutdown
+    from cnnlab.cli.runs import report, setup, shutdown
     from cnnlab.compress.distill import DistillLoss
+    from cnnlab.runspec import RunSpec, model_and_data
     from cnnlab.train import TrainingDiverged, get_recipe, recipe_for, train
     from cnnlab.train.checkpoint import KeepBest
-    from cnnlab.train.spec import RunSpec, model_and_data
 
-    _setup(args)
+    setup(args)
     if not 0 <= args.alpha <= 1:
         raise CliError(f"--alpha must be in [0, 1], got {args.alpha}")
     if not args.T > 0:
@@ -112,7 +112,7 @@ def cmd_distill(args) -> int:
     if not args.threads:
         import torch
 
-        from cnnlab.cli.train import default_threads
+        from cnnlab.cli.runs import default_threads
 
         torch.set_num_threads(default_threads(model, size))
     log = sys.stderr if args.json else sys.stdout
@@ -129,8 +129,8 @@ def cmd_distill(args) -> int:
         print(f"cnnlab: error: {e}", file=sys.stderr)
         return 1
     finally:
-        _shutdown()
-    _report(args, split, recipe, res, out)
+        shutdown()
+    report(args, split, recipe, res, out)
     return 0
 
 
@@ -139,8 +139,8 @@ def cmd_eval_ensemble(args) -> int:
     probabilities (each checkpoint may name its own model), on the first one's data."""
     from cnnlab.cli.common import input_file
     from cnnlab.compress.distill import Ensemble, load_model
+    from cnnlab.runspec import RunSpec, model_and_data
     from cnnlab.train import evaluate
-    from cnnlab.train.spec import RunSpec, model_and_data
     from cnnlab.train.trainer import resolve_device
 
     for p in args.checkpoint:

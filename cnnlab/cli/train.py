@@ -19,24 +19,11 @@ from cnnlab.cli.common import (
     positive_int,
     rank,
 )
+from cnnlab.cli.runs import default_threads, report, setup, shutdown
 
 # options of `cnnlab train` that override the recipe's setting of the same name when given
 _OVERRIDES = ("batch_size", "lr", "optimizer", "schedule", "weight_decay", "augment",
               "label_smoothing", "ema", "amp", "seed", "save_every", "iters")
-
-
-def _setup(args):
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-
-def _shutdown():
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def _overrides(args) -> dict:
@@ -50,19 +37,6 @@ def _overrides(args) -> dict:
         over["channels_last"] = True
     over["device"] = args.device
     return {**over, **parse_sets(args.opt)}
-
-
-def _report(args, split, recipe, res, out) -> None:
-    final = {"model": args.model, "data": split.name, "recipe": recipe.name,
-             "epochs": len(res.history), "steps": res.steps, **res.metrics,
-             "images_per_s": round(res.images_per_s, 1), "train_seconds": round(res.seconds, 2),
-             "checkpoint": res.checkpoint}
-    if args.json:
-        emit(final)
-        return
-    top = f"top-1 {res.metrics['top1']:.2f}%, " if "top1" in res.metrics else ""
-    print(f"done: {top}{res.steps} steps in {res.seconds:.1f}s ({res.images_per_s:.0f} img/s)")
-    print(f"run saved in {out}/ (last.safetensors, best.safetensors, metrics.jsonl)")
 
 
 RUN_FILES = ("last.safetensors", "metrics.jsonl")
@@ -80,13 +54,13 @@ def run_dir(args) -> tuple[Path, bool | str]:
     output_dir(out)
     resume = args.resume
     if isinstance(resume, str):
-        from cnnlab.train.spec import RunSpec
+        from cnnlab.runspec import RunSpec
 
         RunSpec.from_checkpoint(input_file(resume, "checkpoint")).check_model(args.model)
     elif resume:
         last = out / "last.safetensors"
         if last.exists():
-            from cnnlab.train.spec import RunSpec
+            from cnnlab.runspec import RunSpec
 
             RunSpec.from_checkpoint(last).check_model(args.model)
         else:
@@ -100,34 +74,14 @@ def run_dir(args) -> tuple[Path, bool | str]:
     return out, resume
 
 
-def default_threads(model, size) -> int:
-    """Threads when ``--threads`` is not given. On a shared 2-core machine a small model's
-    step does not gain from a second thread and collapses when the other core is busy
-    (LeNet-5: 3,176 img/s with 1 thread, 65-90 with 2 while another process ran), so
-    models under ``SMALL_MODEL_MACS`` mult-adds per image train on one thread; larger ones
-    use PyTorch's default (all cores)."""
-    import torch
-
-    from cnnlab.profile import profile
-
-    try:
-        macs = profile(model, size).macs
-    except (ValueError, RuntimeError, TypeError):
-        return torch.get_num_threads()
-    return 1 if macs < SMALL_MODEL_MACS else torch.get_num_threads()
-
-
-SMALL_MODEL_MACS = 5e6  # LeNet-5 0.4 M and the LeNet MLPs are under it; ResNet-20 41 M is not
-
-
 def cmd_train(args) -> int:
     import shutil
 
+    from cnnlab.runspec import RunSpec, model_and_data
     from cnnlab.train import TrainingDiverged, get_recipe, recipe_for, train
     from cnnlab.train.checkpoint import KeepBest
-    from cnnlab.train.spec import RunSpec, model_and_data
 
-    _setup(args)
+    setup(args)
     recipe = get_recipe(args.recipe or recipe_for(args.model))
     out, resume = run_dir(args)
     cfg = recipe.configure({**_overrides(args), "out_dir": str(out), "resume": resume})
@@ -166,9 +120,9 @@ def cmd_train(args) -> int:
             shutil.rmtree(created, ignore_errors=True)
         raise
     finally:
-        _shutdown()
+        shutdown()
     if rank() == 0:
-        _report(args, split, recipe, res, out)
+        report(args, split, recipe, res, out)
     return 0
 
 
@@ -183,11 +137,11 @@ def _confusion_table(cm, classes) -> str:
 
 def cmd_eval(args) -> int:
     from cnnlab.cli.common import input_file
+    from cnnlab.runspec import RunSpec, load_weights, model_and_data
     from cnnlab.train import evaluate
-    from cnnlab.train.spec import RunSpec, load_weights, model_and_data
     from cnnlab.train.trainer import resolve_device
 
-    _setup(args)
+    setup(args)
     if len(args.checkpoint) > 1:  # an ensemble: averaged probabilities
         from cnnlab.cli.distill import cmd_eval_ensemble
 

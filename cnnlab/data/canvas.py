@@ -100,7 +100,7 @@ def gaussian_heatmaps(centres: torch.Tensor, side: int, stride: int = STRIDE,
 
 def digit_pools(path: str | None, seed: int = 0):
     """(images, labels) of the digits for training canvases and for validation ones."""
-    from cnnlab.data import load_dataset
+    from cnnlab.data.core import load_dataset
 
     if not path:
         raise ValueError("--data mnist-canvas needs the MNIST directory: "

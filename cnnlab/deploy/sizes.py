@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from cnnlab.models import model_info
 from cnnlab.profile import build_on_meta
-from cnnlab.registry import model_info
 
 _FIXED = {"lenet_300_100", "lenet5_caffe"}  # fully connected on the raw image: one size only
 
@@ -27,8 +27,8 @@ def random_model(name: str, num_classes: int = 10, **kwargs):
 
     import torch
 
+    from cnnlab.models import create_model
     from cnnlab.profile import skip_init
-    from cnnlab.registry import create_model
 
     with skip_init():
         model = create_model(name, num_classes=num_classes, **kwargs)
@@ -55,7 +55,7 @@ def representatives(names=None) -> list[str]:
     basic vs bottleneck blocks; VGG-11 and VGG-19 do not). Registry-wide checks whose cost is
     the weights (folding, ONNX export) run on these by default; every code path that builds a
     layer is among them."""
-    from cnnlab.registry import list_models
+    from cnnlab.models import list_models
 
     groups: dict[tuple, tuple[int, str]] = {}
     for name in names or list_models():

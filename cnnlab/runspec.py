@@ -170,7 +170,7 @@ def model_and_data(name: str, spec: str, val_split: int | None = None, split_see
     the model's initialisation (the same seed gives the same initial weights).
     Returns (model, split, input size, builder arguments)."""
     from cnnlab.data import fit_split, load_dataset, parse_spec
-    from cnnlab.registry import model_info
+    from cnnlab.models import model_info
 
     sets = sets or {}
     opts = {}
@@ -213,7 +213,7 @@ def check_fits(split: DataSplit, args: dict, size: tuple[int, ...] | None = None
 def build_model(name: str, kwargs: dict):
     """``create_model`` whose refusals of the arguments are ValueErrors (one line in the CLI):
     an unknown keyword, or a size no tensor can have (``width_mult=1e9``)."""
-    from cnnlab.registry import create_model
+    from cnnlab.models import create_model
 
     try:
         return create_model(name, **kwargs)
