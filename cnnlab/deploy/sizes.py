@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from cnnlab.models import model_info
 from cnnlab.profile import build_on_meta
 
@@ -14,8 +16,18 @@ def small_input_size(name: str, side: int = 8) -> tuple[int, ...]:
     info = model_info(name)
     if name in _FIXED:
         return tuple(info.input_size)
-    lo = max(int(getattr(build_on_meta(name), "min_input_size", 1)), side)
+    lo = max(_built(name)[2], side)
     return (info.input_size[0], lo, lo)
+
+
+@lru_cache(maxsize=None)
+def _built(name: str) -> tuple[frozenset, int, int]:
+    """What these helpers read of a registered model built on meta (its module types,
+    parameter count and minimum input side), built once per process: the deepest take a
+    second to build."""
+    m = build_on_meta(name)
+    return (frozenset(type(x).__name__ for x in m.modules()),
+            sum(p.numel() for p in m.parameters()), int(getattr(m, "min_input_size", 1)))
 
 
 def random_model(name: str, num_classes: int = 10, **kwargs):
@@ -59,9 +71,8 @@ def representatives(names=None) -> list[str]:
 
     groups: dict[tuple, tuple[int, str]] = {}
     for name in names or list_models():
-        m = build_on_meta(name)
-        key = (model_info(name).family, frozenset(type(x).__name__ for x in m.modules()))
-        size = sum(p.numel() for p in m.parameters())
+        types, size, _ = _built(name)
+        key = (model_info(name).family, types)
         if key not in groups or size < groups[key][0]:
             groups[key] = (size, name)
     return sorted(n for _, n in groups.values())
