@@ -249,6 +249,18 @@ def test_shufflenet_v1_se_gates_every_branch():
     assert torch.allclose(unit(x), torch.relu(x)) and not torch.allclose(y, torch.relu(x))
 
 
+def test_shufflenet_v1_shallow_is_26_layers():
+    from cnnlab.models.shufflenet import ShuffleV1Unit
+
+    deep, shallow = (build_on_meta("shufflenet_v1", width_mult=0.5, shallow=s)
+                     for s in (False, True))
+    weighted = [m for m in shallow.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(weighted) == 26  # conv1, 8 units of three convolutions, the classifier
+    assert [len(stage) for stage in shallow.features[2:5]] == [2, 4, 2]
+    assert sum(isinstance(u, ShuffleV1Unit) for u in deep.modules()) == 16
+    assert cnnlab.profile("shufflenet_v1", width_mult=0.5, shallow=True).macs == 21_584_496
+
+
 # --- Xception / Inception v3 "with FC layers" (Chollet 2017, Table 2) -------------------
 @pytest.mark.parametrize("name,base", [("xception_fc", "xception"),
                                        ("inception_v3_fc", "inception_v3")])
