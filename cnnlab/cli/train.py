@@ -137,11 +137,19 @@ def cmd_train(args) -> int:
                                                 args.split_seed, optional_size(args.input_size),
                                                 parse_sets(args.set), seed=cfg.seed)
     cfg = cfg.replace(input_size=size)
+    if args.preprocess:
+        from cnnlab.data.augment import center_crop
+        from cnnlab.data.whiten import attach_preprocess, empty_preprocess, fit_preprocess
+
+        empty_preprocess(args.preprocess, size)  # refuses a ZCA too large before any work
+        seen = center_crop(split.train.normalize(split.train.x), tuple(size[-2:]))
+        attach_preprocess(model, fit_preprocess(args.preprocess, seen))
     if not args.threads:
         import torch
 
         torch.set_num_threads(default_threads(model, size))
-    spec = RunSpec(args.model, kwargs, size, args.data, args.val_split, args.split_seed or 0)
+    spec = RunSpec(args.model, kwargs, size, args.data, args.val_split, args.split_seed or 0,
+                   preprocess=args.preprocess)
     stream = sys.stderr if args.json else sys.stdout
     if rank() == 0:
         print(f"{args.model} on {split.name} ({len(split.train)} train / {len(split.val)} val, "
@@ -181,6 +189,16 @@ def _confusion_table(cm, classes) -> str:
     names = [str(n)[:8] for n in names] + [str(i) for i in range(len(names), len(cm))]
     return render([[n, *row] for n, row in zip(names, cm)], ["", *names],
                   right=set(range(1, len(cm) + 1)))
+
+
+def preprocess_spec(text: str) -> str:
+    from cnnlab.data.whiten import parse_preprocess
+
+    try:
+        parse_preprocess(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
 
 
 def train_scale(text: str) -> tuple[float, float]:
@@ -313,6 +331,9 @@ def add_commands(sub) -> None:
     p.add_argument("--schedule")
     p.add_argument("--weight-decay", type=nonneg_float)
     p.add_argument("--augment", help="e.g. crop:4,flip (see cnnlab.data.augment)")
+    p.add_argument("--preprocess", type=preprocess_spec, metavar="mean-image|zca[:EPS]",
+                   help="fitted on the training split and kept in the checkpoint: mean-image "
+                   "subtraction (AlexNet, GoogLeNet) or ZCA whitening (NIN; EPS default 0.1)")
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--ema", type=float, help="EMA decay per step, e.g. 0.9998")
     p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
