@@ -343,3 +343,13 @@ def test_zca_whitening_and_mean_image(tmp_path):
     assert torch.equal(fresh(test), model(test))
     with pytest.raises(ValueError, match="eps"):
         ZCAWhitening.fit(train, eps=0)
+
+
+def test_nin_gaussian_init():
+    torch.manual_seed(0)
+    m = cnnlab.create_model("nin_cifar10")
+    convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
+    assert len(convs) == 9
+    w = torch.cat([c.weight.detach().flatten() for c in convs])
+    assert abs(float(w.std()) - 0.05) < 1e-3 and abs(float(w.mean())) < 1e-3
+    assert all(float(c.bias.abs().max()) == 0.0 for c in convs)
