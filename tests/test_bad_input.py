@@ -233,6 +233,14 @@ for cmd in MODELS:
              "compress": " --checkpoint {ckpt} -o {tmp}/x.dcz"}.get(cmd, "")
     CASES += [f"{cmd} nosuchnet{extra}", f"{cmd} 'lenet5 x'{extra}", f"{cmd} lenet5{extra} --set x",
               f"{cmd} lenet5{extra} --set 1x=2", f"{cmd} lenet5{extra} --nosuchflag"]
+CASES += [  # -- checklist
+    "checklist", "checklist {missing}", "checklist {dir}", "checklist {garbage}",
+    "checklist {empty}", "checklist {file}", "checklist {checklist} --only 999-99",
+    "checklist {checklist} --only 002-03", "checklist {checklist} -o {ro}/c.md",
+    "checklist {checklist} -o {tmp}/nodir/c.md", "checklist {checklist} -o {dir}",
+    "checklist {checklist} --only",
+]
+
 for cmd in SIZED:
     extra = {"export": " -o {tmp}/x.onnx", "eval": " --checkpoint {ckpt}"}.get(cmd, "")
     for size in ["-3x32x32", "0x32x32", "abc", "3x", "x", "1x32x-32", "1.5x32x32", "1x2x3x4x5",
@@ -259,6 +267,8 @@ def files(tmp_path_factory):
     (root / "garbage.safetensors").write_bytes(b"\x99" * 64)
     (root / "empty.safetensors").write_bytes(b"")
     (root / "file.txt").write_text("a file, not a folder\n")
+    (root / "checklist.md").write_text("| ID | Item | Lines | Status | Evidence |\n"
+                                       "| 001-19 | 144 crops | 342 | MISSING | none |\n")
     (root / "existing.out").write_text("keep me\n")
     (root / "empty_dir").mkdir()
     (root / "a_dir").mkdir()
@@ -280,7 +290,8 @@ def files(tmp_path_factory):
             "file": str(root / "file.txt"), "dir": str(root / "a_dir"),
             "empty_dir": str(root / "empty_dir"), "bad_metrics_dir": str(bad),
             "metrics": str(run / "metrics.jsonl"), "folder2": str(folder2), "ro": str(ro),
-            "run": str(run), "existing_out": str(root / "existing.out")}
+            "run": str(run), "existing_out": str(root / "existing.out"),
+            "checklist": str(root / "checklist.md")}
 
 
 def _two_images(folder):
