@@ -54,3 +54,9 @@ def test_cli_writes_in_place_unless_dry_run(tmp_path, capsys):
     assert "| 001-19 | Test: 4 scales x 144 crops | 342 | DONE |" in path.read_text()
     assert "| **all (4)** | **2** | **1** | **1** |" in path.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.md"]  # no temp file left
+
+
+def test_every_evidence_row_holds_in_this_tree():
+    missing = {k: why for k, e in EVIDENCE.items() for why in [next(
+        (w for w in (c() for c in e.checks) if w), None)] if why}
+    assert missing == {}
