@@ -8,6 +8,12 @@ layers each get a 3×3 predictor of, per default box, 4 offsets and C + 1 class 
 predictors by a depthwise convolution followed by a 1×1 projection. The output is one tensor
 N×boxes×(4 + C + 1); ``model.anchors`` holds the default boxes in the same order.
 
+The paper's SSDLite reads MobileNetV2's expansion of layer 15 and its 1280-channel last
+layer; here every backbone gives the maps its ``feature_info`` names (the blocks' outputs),
+so at Table 6's setting (320 px, 90 classes, extras 512/256/256/128) SSDLite on MobileNetV2
+has 3.15 M parameters and 0.64 B mult-adds against the paper's 4.3 M / 0.8 B, and on
+MobileNet v1 5.39 M / 1.38 B against 5.1 M / 1.3 B.
+
 Training (Sec. 2.2): each ground-truth box is matched to the default box it overlaps most and
 to every default box with Jaccard overlap above 0.5; the loss is (L_conf + α L_loc)/N over the
 N matched boxes (Eq. 1, α = 1), smooth L1 on the offsets of the matches, softmax
