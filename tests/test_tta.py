@@ -82,6 +82,7 @@ def test_q_rule():
     assert q_scales(None) == SCALES
     assert q_scales((256 / 224, 256 / 224)) == pytest.approx(SCALES)  # S = 256: 224, 256, 288
     assert q_scales((384 / 224,) * 2) == pytest.approx((352 / 224, 384 / 224, 416 / 224))
+    assert q_scales((1.0, 1.0)) == pytest.approx((1.0, 256 / 224))
     assert q_scales((256 / 224, 512 / 224)) == pytest.approx((256 / 224, 384 / 224, 512 / 224))
     with pytest.raises(ValueError, match="S_min <= S_max"):
         q_scales((2.0, 1.0))

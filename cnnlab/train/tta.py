@@ -50,8 +50,8 @@ def q_scales(train_scale: tuple[float, float] | None, crop: int = 224) -> tuple[
     lo, hi = train_scale
     if not 0 < lo <= hi:
         raise ValueError(f"training scale must satisfy 0 < S_min <= S_max, got {train_scale}")
-    if lo == hi:
-        return (max(1.0, lo - 32 / crop), lo, lo + 32 / crop)
+    if lo == hi:  # no scale below the crop itself (S = 224 on 224 crops: Q = {224, 256})
+        return tuple(dict.fromkeys((max(1.0, lo - 32 / crop), lo, lo + 32 / crop)))
     return (lo, (lo + hi) / 2, hi)
 
 
