@@ -124,7 +124,11 @@ EVIDENCE: dict[str, Evidence] = {
                  code("cnnlab.compress.distill:Ensemble")),
     "001-35": _e("DONE", "densenet_b (bottleneck) and densenet_c (theta = 0.5) registered",
                  model("densenet_b"), model("densenet_c")),
-    "002-03": _e("DONE", "lenet1, lenet4 and lenet5 registered with their papers' counts",
+    "001-01": _e("PARTIAL", "lenet1989: 16x16 input, scaled tanh, 9,760 parameters (verify); "
+                 "the 7,291 / 2,007 zip-code digits are not available offline",
+                 model("lenet1989", "Sec. 5")),
+    "002-03": _e("DONE", "lenet1, lenet4 and lenet5 registered with their papers' counts "
+                 "(LeNet-4's 'about 17,000' parameters noted against its own layout, 50,698)",
                  model("lenet1"), model("lenet4"), model("lenet5")),
     "002-11": _e("DONE", "train --preprocess zca[:EPS]: fitted on the training split, kept "
                  "in the checkpoint (cnnlab.data.whiten)",
