@@ -23,6 +23,7 @@ class RunSpec:
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
     source: str = ""
+    preprocess: str | None = None  # mean-image / zca[:EPS], fitted on the training split
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike) -> RunSpec:
@@ -49,7 +50,8 @@ class RunSpec:
                    input_size=tuple(size) if size else None, data_spec=meta.get("data_spec"),
                    val_split=meta.get("val_split"), split_seed=meta.get("split_seed") or 0,
                    mean=tuple(stats["mean"]) if stats.get("mean") else None,
-                   std=tuple(stats["std"]) if stats.get("std") else None, source=str(path))
+                   std=tuple(stats["std"]) if stats.get("std") else None, source=str(path),
+                   preprocess=meta.get("preprocess"))
 
     def to_run_info(self) -> dict:
         """What a ``.dcz`` stores of the run (``info["run"]``), normalisation included."""
@@ -63,7 +65,7 @@ class RunSpec:
         return {"model": self.model, "model_args": self.model_args,
                 "input_size": list(self.input_size) if self.input_size else None,
                 "data_spec": self.data_spec, "val_split": self.val_split,
-                "split_seed": self.split_seed}
+                "split_seed": self.split_seed, "preprocess": self.preprocess}
 
     def check_model(self, name: str) -> None:
         if self.model and self.model != name:
@@ -139,8 +141,14 @@ def _weights_meta(path, strict: bool = True) -> dict | None:
 
 def load_weights(path: str | os.PathLike, model) -> None:
     """Load any weights file cnnlab writes (see :func:`weights_kind`) into ``model``;
-    names and shapes must match exactly."""
+    names and shapes must match exactly. A run trained with ``--preprocess`` gets its
+    (unfitted) preprocessing module attached first; the file holds its fitted buffers."""
     kind = weights_kind(path)
+    run = RunSpec.from_checkpoint(path)
+    if run.preprocess and run.input_size and not hasattr(model, "preprocess"):
+        from cnnlab.data.whiten import attach_preprocess, empty_preprocess
+
+        attach_preprocess(model, empty_preprocess(run.preprocess, tuple(run.input_size)))
     if kind == "checkpoint":
         from cnnlab.train.checkpoint import load_checkpoint
 

@@ -138,6 +138,7 @@ def cmd_eval_ensemble(args) -> int:
     """``cnnlab eval MODEL --checkpoint A --checkpoint B …``: the members' averaged
     probabilities (each checkpoint may name its own model), on the first one's data."""
     from cnnlab.cli.common import input_file
+    from cnnlab.cli.train import test_scales
     from cnnlab.compress.distill import Ensemble, load_model
     from cnnlab.runspec import RunSpec, model_and_data
     from cnnlab.train import evaluate
@@ -162,7 +163,8 @@ def cmd_eval_ensemble(args) -> int:
     device = resolve_device(args.device)
     ens.to(device)
     data = first.normalise(data)
-    m = evaluate(ens, data, args.batch_size, tta=args.tta, input_size=size, device=device)
+    m = evaluate(ens, data, args.batch_size, tta=args.tta, input_size=size, device=device,
+                 tta_scales=test_scales(args, size))
     singles = [evaluate(mod, data, args.batch_size, input_size=size, device=device)["top1"]
                for mod in members]
     res = {"models": [getattr(x, "model_name", type(x).__name__) for x in members],

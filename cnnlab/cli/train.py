@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -89,11 +91,19 @@ def cmd_train(args) -> int:
                                                 args.split_seed, optional_size(args.input_size),
                                                 parse_sets(args.set), seed=cfg.seed)
     cfg = cfg.replace(input_size=size)
+    if args.preprocess:
+        from cnnlab.data.augment import center_crop
+        from cnnlab.data.whiten import attach_preprocess, empty_preprocess, fit_preprocess
+
+        empty_preprocess(args.preprocess, size)  # refuses a ZCA too large before any work
+        seen = center_crop(split.train.normalize(split.train.x), tuple(size[-2:]))
+        attach_preprocess(model, fit_preprocess(args.preprocess, seen))
     if not args.threads:
         import torch
 
         torch.set_num_threads(default_threads(model, size))
-    spec = RunSpec(args.model, kwargs, size, args.data, args.val_split, args.split_seed or 0)
+    spec = RunSpec(args.model, kwargs, size, args.data, args.val_split, args.split_seed or 0,
+                   preprocess=args.preprocess)
     stream = sys.stderr if args.json else sys.stdout
     if rank() == 0:
         print(f"{args.model} on {split.name} ({len(split.train)} train / {len(split.val)} val, "
@@ -135,6 +145,48 @@ def _confusion_table(cm, classes) -> str:
                   right=set(range(1, len(cm) + 1)))
 
 
+def preprocess_spec(text: str) -> str:
+    from cnnlab.data.whiten import parse_preprocess
+
+    try:
+        parse_preprocess(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def train_scale(text: str) -> tuple[float, float]:
+    """``S`` or ``SMIN-SMAX``, pixels."""
+    lo, _, hi = text.partition("-")
+    try:
+        a, b = float(lo), float(hi or lo)
+    except ValueError:
+        a = b = -1.0
+    if not (math.isfinite(a) and math.isfinite(b) and 0 < a <= b):
+        raise argparse.ArgumentTypeError(f"expected S or SMIN-SMAX (pixels, 0 < SMIN <= SMAX), "
+                                         f"got {text!r}")
+    return a, b
+
+
+def test_scales(args, size) -> tuple[float, ...] | None:
+    """VGG's Q for ``--train-scale`` (pixels) or the checkpoint's ``scale:LO-HI`` augmentation
+    (multiples of the input); None: the default scales."""
+    from cnnlab.train.tta import q_scales
+
+    crop = min(size[-2:]) if size else 224
+    if args.train_scale:
+        return q_scales(tuple(v / crop for v in args.train_scale), crop)
+    from cnnlab.data.augment import parse_augment
+    from cnnlab.train.checkpoint import read_meta
+    from cnnlab.train.spec import weights_kind
+
+    path = args.checkpoint[0] if isinstance(args.checkpoint, list) else args.checkpoint
+    if weights_kind(path) != "checkpoint":  # a .dcz or weights file records no augmentation
+        return None
+    scale = parse_augment(read_meta(path).get("config", {}).get("augment")).get("scale")
+    return q_scales(scale, crop) if scale else None
+
+
 def cmd_eval(args) -> int:
     from cnnlab.cli.common import input_file
     from cnnlab.runspec import RunSpec, load_weights, model_and_data
@@ -163,7 +215,7 @@ def cmd_eval(args) -> int:
     model.to(device)
     data = run.normalise(data)
     m = evaluate(model, data, args.batch_size, tta=args.tta, confusion=True, input_size=size,
-                 device=device)
+                 device=device, tta_scales=test_scales(args, size))
     plain = None
     if args.tta:  # a view can hurt (flips on digits): show what it did
         plain = evaluate(model, data, args.batch_size, input_size=size, device=device)
@@ -233,6 +285,9 @@ def add_commands(sub) -> None:
     p.add_argument("--schedule")
     p.add_argument("--weight-decay", type=nonneg_float)
     p.add_argument("--augment", help="e.g. crop:4,flip (see cnnlab.data.augment)")
+    p.add_argument("--preprocess", type=preprocess_spec, metavar="mean-image|zca[:EPS]",
+                   help="fitted on the training split and kept in the checkpoint: mean-image "
+                   "subtraction (AlexNet, GoogLeNet) or ZCA whitening (NIN; EPS default 0.1)")
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--ema", type=float, help="EMA decay per step, e.g. 0.9998")
     p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
@@ -259,9 +314,15 @@ def add_commands(sub) -> None:
     data_opts(p, default=None)
     p.add_argument("--part", choices=["val", "test", "train"], default="val",
                    help="which part of the data to evaluate (default: val)")
-    p.add_argument("--tta", choices=["flip", "10crop", "multiscale", "multicrop"],
+    p.add_argument("--tta", choices=["flip", "10crop", "multiscale", "multicrop",
+                                     "multicrop+dense", "144crop"],
                    help="flip; 10crop (AlexNet); multiscale (VGG's dense evaluation at 3 "
-                   "scales); multicrop (VGG's 150 crops)")
+                   "scales); multicrop (VGG's 150 crops); multicrop+dense (both); 144crop "
+                   "(GoogLeNet)")
+    p.add_argument("--train-scale", type=train_scale, metavar="S|SMIN-SMAX",
+                   help="VGG's training scale in pixels (short side), for the test scales Q: "
+                   "S-32, S, S+32, or SMIN, (SMIN+SMAX)/2, SMAX when jittered (default: the "
+                   "checkpoint's scale augmentation, else S = 8/7 of the input)")
     p.add_argument("--batch-size", type=positive_int, default=256)
     p.set_defaults(func=cmd_eval)
 

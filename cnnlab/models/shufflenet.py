@@ -47,6 +47,8 @@ V1_CHANNELS = {
     8: (384, 768, 1536),
 }
 V1_REPEATS = (4, 8, 4)  # per stage: one stride-2 unit, then stride-1 units
+# Sec. 4.2, Table 5: "a 26-layer architecture by removing half of the blocks in Stage 2-4"
+V1_SHALLOW_REPEATS = (2, 4, 2)
 RELEASES = {"megvii": Release("megvii", "Megvii's release: classifier without bias",
                               fc_bias=False, models=("shufflenet_v2_*",))}
 V1_CONV1 = 24  # Conv1 3×3/2, then MaxPool 3×3/2
@@ -169,7 +171,7 @@ class ShuffleNet(ConvNet):
 
 
 def shufflenet_v1_net(groups=3, width_mult=1.0, shuffle=True, num_classes=1000, in_chans=3,
-                      drop_rate=0.0, se=False):
+                      drop_rate=0.0, se=False, shallow=False):
     conv1, stages = v1_widths(groups, width_mult)
 
     def unit(cin, cout, stride, stage, j):
@@ -178,7 +180,8 @@ def shufflenet_v1_net(groups=3, width_mult=1.0, shuffle=True, num_classes=1000, 
         return ShuffleV1Unit(cin, cout, groups, stride, first_grouped=(stage, j) != (0, 0),
                              shuffle=shuffle, se=se)
 
-    return ShuffleNet(conv1, stages, V1_REPEATS, unit, None, num_classes, in_chans, drop_rate)
+    repeats = V1_SHALLOW_REPEATS if shallow else V1_REPEATS
+    return ShuffleNet(conv1, stages, repeats, unit, None, num_classes, in_chans, drop_rate)
 
 
 def shufflenet_v2_net(width_mult=1.0, num_classes=1000, in_chans=3, drop_rate=0.0):
@@ -240,12 +243,22 @@ _V1_SE_REF = {"macs": "527M", "exact_macs": "526.5M", "table": "Table 5 (with SE
                       "the unit's whole output would count 526.93 M"}
 
 
-@register_model(paper=SHUFFLENET, reference=[*_V1_G3_REFS, _V1_SE_REF])
+_V1_SHALLOW_REF = {"macs": "40M", "exact_macs": 21_584_496, "top1": 57.2,
+                   "table": "Table 5 (0.5x shallow, g = 3)",
+                   "kwargs": {"width_mult": 0.5, "shallow": True},
+                   "note": "Sec. 4.2 builds it by removing half of the blocks in Stage 2-4 "
+                           "(26 layers), which counts 21.58 M at 0.5x; the paper does not say "
+                           "how its 40 M were reached (about 0.73x width would give them)"}
+
+
+@register_model(paper=SHUFFLENET, reference=[*_V1_G3_REFS, _V1_SE_REF, _V1_SHALLOW_REF])
 def shufflenet_v1(groups=3, width_mult=1.0, shuffle=True, num_classes=1000, in_chans=3,
-                  drop_rate=0.0, se=False):
+                  drop_rate=0.0, se=False, shallow=False):
     """ShuffleNet s× with g groups (Table 1); ``shuffle=False`` is Table 3's ablation,
-    ``se=True`` Table 5's squeeze-and-excitation units (reduction 16)."""
-    return shufflenet_v1_net(groups, width_mult, shuffle, num_classes, in_chans, drop_rate, se)
+    ``se=True`` Table 5's squeeze-and-excitation units (reduction 16), ``shallow=True``
+    Table 5's 26-layer network (half the units of Stages 2-4)."""
+    return shufflenet_v1_net(groups, width_mult, shuffle, num_classes, in_chans, drop_rate, se,
+                             shallow)
 
 
 for _g in V1_CHANNELS:
