@@ -11,8 +11,9 @@ from cnnlab.cli import main
 torch.set_num_threads(1)
 
 TINY = ["search", "compound", "--width", "0.25", "--depth", "0.25", "--resolution", "8",
-        "--alphas", "2", "--betas", "1", "--val-split", "50", "--train-images", "32", "--grid-epochs", "1",
-        "--epochs", "1", "--batch-size", "32", "--seeds", "2", "--seed", "3"]
+        "--alphas", "2", "--betas", "1", "--val-split", "50", "--train-images", "32",
+        "--grid-epochs", "1", "--epochs", "1", "--batch-size", "32", "--seeds", "2",
+        "--seed", "3"]
 
 
 def test_search_compound_writes_both_steps_and_refuses_its_own_out(tmp_path, capsys):
