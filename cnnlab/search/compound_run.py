@@ -273,9 +273,9 @@ def plot(result: dict, path) -> None:
                     label=f"a={c['alpha']:g} b={c['beta']:.2f} g={c['gamma']:.2f}")
     a1.axvline(result["budget_macs"] / 1e6, color="grey", ls="--", lw=1, label="budget")
     a1.set_title("step 1: alpha, beta, gamma at phi = 1", fontsize=9)
-    for r in result["step2"]:
-        a2.errorbar(r["macs"] / 1e6, r["mean"], yerr=r["std"], fmt="o", capsize=3,
-                    label=r["name"])
+    for r, marker in zip(result["step2"], "osD^v<>p"):  # shapes: equal networks overlap
+        a2.errorbar(r["macs"] / 1e6, r["mean"], yerr=r["std"], fmt=marker, capsize=3,
+                    label=r["name"], alpha=0.8)
     a2.set_title(f"step 2: scaled by phi = {result['config']['phi']:g}", fontsize=9)
     for ax in (a1, a2):
         ax.set_xlabel("mult-adds (M)")
