@@ -29,6 +29,7 @@ from cnnlab.search.compound_search import (
     compound,
     default_budget,
     grid_search,
+    layers,
     match_macs,
     reward,
 )
@@ -95,14 +96,23 @@ def check_budget(cfg: CompoundConfig, base: Baseline) -> float:
 
 
 class Trainer:
-    """``trainer(config, seed) -> top-1 %``: a network of ``base`` trained on ``cfg.data``
-    fitted to the config's resolution; identical runs are trained once."""
+    """``trainer(config, seed, epochs) -> top-1 %``: a network of ``base`` trained on
+    ``cfg.data`` fitted to the config's resolution; identical runs (the same layers, seed and
+    epochs, in either step) are trained once."""
 
-    def __init__(self, cfg: CompoundConfig, base: Baseline, epochs: float,
+    def __init__(self, cfg: CompoundConfig, base: Baseline,
                  on_done: Callable[[], None] | None = None):
-        self.cfg, self.base, self.epochs, self.on_done = cfg, base, epochs, on_done
+        self.cfg, self.base, self.on_done = cfg, base, on_done
         self._splits: dict = {}
         self._done: dict = {}
+
+    @staticmethod
+    def key(config, seed: int, epochs: float):
+        return layers(config), seed, epochs
+
+    def pending(self, configs, seeds, epochs: float) -> int:
+        """How many of these runs are still to train."""
+        return len({self.key(c, s, epochs) for c in configs for s in seeds} - set(self._done))
 
     def split(self, res: int):
         from cnnlab.data import load_dataset
@@ -116,17 +126,17 @@ class Trainer:
             self._splits[res] = s
         return self._splits[res]
 
-    def __call__(self, config, seed: int) -> float:
+    def __call__(self, config, seed: int, epochs: float) -> float:
         import torch
 
         from cnnlab.train import TrainConfig, train
 
-        key = (replace(config, width=1.0, depth=1.0), self.epochs, seed)  # the same layers
+        key = self.key(config, seed, epochs)
         if key not in self._done:
             torch.manual_seed(seed)
             model = self.base.build(config)
             res = train(model, self.split(config.resolution),
-                        TrainConfig(epochs=self.epochs, batch_size=self.cfg.batch_size,
+                        TrainConfig(epochs=epochs, batch_size=self.cfg.batch_size,
                                     lr=self.cfg.lr, weight_decay=1e-4, seed=seed,
                                     device="cpu"), progress=False)
             self._done[key] = float(res.metrics["top1"])
@@ -197,7 +207,7 @@ def run(cfg: CompoundConfig, log: Callable[[str], None] | None = None,
     base = cfg.baseline(probe.in_chans, probe.num_classes)
     budget = check_budget(cfg, base)
     grid, seeds = cfg.grid(), list(cfg.seeds)
-    count = {"done": 0, "total": len(grid) * len(seeds)}
+    count = {"done": 0, "total": 0}
 
     def tick():
         count["done"] += 1
@@ -207,7 +217,10 @@ def run(cfg: CompoundConfig, log: Callable[[str], None] | None = None,
     b_macs = base.macs(base.config())
     log(f"step 1: {len(grid)} candidates x {len(seeds)} seed(s), {cfg.grid_epochs:g} epochs; "
         f"baseline {b_macs:,} mult-adds, budget {budget:,.0f}")
-    ranked = grid_search(base, Trainer(cfg, base, cfg.grid_epochs, tick), grid, budget,
+    trainer = Trainer(cfg, base, tick)
+    count["total"] = trainer.pending([base.config(w=b, d=a, r=g) for a, b, g in grid], seeds,
+                                     cfg.grid_epochs)
+    ranked = grid_search(base, lambda c, s: trainer(c, s, cfg.grid_epochs), grid, budget,
                          cfg.objective, cfg.w, seeds)
     step1 = [{"alpha": c.alpha, "beta": c.beta, "gamma": c.gamma, "macs": c.macs,
               "macs_ratio": round(c.macs / b_macs, 3), "fits_budget": c.macs <= budget,
@@ -218,11 +231,10 @@ def run(cfg: CompoundConfig, log: Callable[[str], None] | None = None,
         f"({time.perf_counter() - t0:.0f} s)")
 
     nets = step2_networks(cfg, base, winner)
-    count["total"] += len({c for _n, _m, c in nets}) * len(seeds)  # duplicates train once
-    train2 = Trainer(cfg, base, cfg.epochs, tick)
+    count["total"] += trainer.pending([c for _n, _m, c in nets], seeds, cfg.epochs)
     step2 = []
     for name, mult, c in nets:
-        accs = [train2(c, s) for s in seeds]
+        accs = [trainer(c, s, cfg.epochs) for s in seeds]
         prof = profile(base.build(c), (base.in_chans, c.resolution, c.resolution))
         step2.append({"name": name, **{k: round(v, 3) for k, v in mult.items()},
                       "px": c.resolution, "macs": prof.macs, "params": prof.params,

@@ -45,9 +45,14 @@ class Baseline:
                             drop_path_rate=0.0)
 
     def macs(self, config: EfficientNetConfig) -> int:
-        # the multipliers themselves do not count, only the layers they round to: the
-        # bisections of match_macs meet the same network many times
-        return _macs(self, replace(config, width=1.0, depth=1.0))
+        # the bisections of match_macs meet the same layers many times
+        return _macs(self, layers(config))
+
+
+def layers(config: EfficientNetConfig) -> EfficientNetConfig:
+    """``config`` without its multipliers: equal for configs that build the same layers
+    (repeats and channels are rounded from the multipliers)."""
+    return replace(config, width=1.0, depth=1.0)
 
 
 @functools.lru_cache(maxsize=4096)
