@@ -46,3 +46,16 @@ def test_search_compound_writes_both_steps_and_refuses_its_own_out(tmp_path, cap
     assert (out / "compound.png").read_bytes()[:4] == b"\x89PNG"
     assert main([*TINY, "--out", str(out)]) == 2
     assert "not an empty directory" in capsys.readouterr().err
+
+
+def test_configs_that_build_the_same_layers_are_one_run():
+    from cnnlab.search.compound_run import CompoundConfig, Trainer
+
+    cfg = CompoundConfig(width=0.25, depth=0.25, resolution=8)
+    base = cfg.baseline()
+    # B0's repeats 1,2,2,3,3,4,1 × 0.25·1.9 and × 0.25·2.0 round up alike; × 0.25·2.2 do not
+    same, also, other = (base.config(d=d) for d in (1.9, 2.0, 2.2))
+    assert same != also and base.macs(same) == base.macs(also) < base.macs(other)
+    trainer = Trainer(cfg, base)
+    assert trainer.pending([same, also, other], seeds=(0, 1), epochs=1) == 4
+    assert trainer.pending([same], seeds=(0,), epochs=2) == 1
