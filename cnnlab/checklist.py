@@ -23,7 +23,7 @@ ROW = re.compile(r"^\| (\d{3}-\d{2}) \|")
 def model(name: str, table: str | None = None, **kwargs) -> Check:
     """``name`` is registered (with a reference row citing ``table``, with ``kwargs``)."""
     def check():
-        from cnnlab.registry import list_models, model_info
+        from cnnlab.models import list_models, model_info
 
         if name not in list_models():
             return f"model {name} is not registered"
@@ -80,7 +80,7 @@ def builder_arg(name: str, arg: str) -> Check:
     def check():
         import inspect
 
-        from cnnlab.registry import model_info
+        from cnnlab.models import model_info
 
         params = inspect.signature(model_info(name).builder).parameters
         return None if arg in params else f"{name} takes no {arg}"

@@ -14,8 +14,8 @@ from cnnlab.data.whiten import (
     fit_preprocess,
     parse_preprocess,
 )
+from cnnlab.runspec import RunSpec, load_weights
 from cnnlab.train.checkpoint import save_checkpoint
-from cnnlab.train.spec import RunSpec, load_weights
 
 
 def test_parse_and_refuse():

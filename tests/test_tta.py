@@ -91,7 +91,7 @@ def test_q_rule():
 def test_train_scale_in_pixels_gives_q():
     from argparse import Namespace
 
-    from cnnlab.cli.train import test_scales
+    from cnnlab.cli.runs import test_scales
 
     args = Namespace(train_scale=(256.0, 512.0), checkpoint=["unused"])
     assert test_scales(args, (3, 224, 224)) == pytest.approx((256 / 224, 384 / 224, 512 / 224))

@@ -138,7 +138,7 @@ def cmd_eval_ensemble(args) -> int:
     """``cnnlab eval MODEL --checkpoint A --checkpoint B …``: the members' averaged
     probabilities (each checkpoint may name its own model), on the first one's data."""
     from cnnlab.cli.common import input_file
-    from cnnlab.cli.train import test_scales
+    from cnnlab.cli.runs import test_scales
     from cnnlab.compress.distill import Ensemble, load_model
     from cnnlab.runspec import RunSpec, model_and_data
     from cnnlab.train import evaluate

@@ -51,3 +51,22 @@ def default_threads(model, size) -> int:
 
 
 SMALL_MODEL_MACS = 5e6  # LeNet-5 0.4 M and the LeNet MLPs are under it; ResNet-20 41 M is not
+
+
+def test_scales(args, size) -> tuple[float, ...] | None:
+    """VGG's Q for ``--train-scale`` (pixels) or the checkpoint's ``scale:LO-HI`` augmentation
+    (multiples of the input); None: the default scales."""
+    from cnnlab.train.tta import q_scales
+
+    crop = min(size[-2:]) if size else 224
+    if args.train_scale:
+        return q_scales(tuple(v / crop for v in args.train_scale), crop)
+    from cnnlab.data.augment import parse_augment
+    from cnnlab.runspec import weights_kind
+    from cnnlab.train.checkpoint import read_meta
+
+    path = args.checkpoint[0] if isinstance(args.checkpoint, list) else args.checkpoint
+    if weights_kind(path) != "checkpoint":  # a .dcz or weights file records no augmentation
+        return None
+    scale = parse_augment(read_meta(path).get("config", {}).get("augment")).get("scale")
+    return q_scales(scale, crop) if scale else None

@@ -21,7 +21,7 @@ from cnnlab.cli.common import (
     positive_int,
     rank,
 )
-from cnnlab.cli.runs import default_threads, report, setup, shutdown
+from cnnlab.cli.runs import default_threads, report, setup, shutdown, test_scales
 
 # options of `cnnlab train` that override the recipe's setting of the same name when given
 _OVERRIDES = ("batch_size", "lr", "optimizer", "schedule", "weight_decay", "augment",
@@ -166,25 +166,6 @@ def train_scale(text: str) -> tuple[float, float]:
         raise argparse.ArgumentTypeError(f"expected S or SMIN-SMAX (pixels, 0 < SMIN <= SMAX), "
                                          f"got {text!r}")
     return a, b
-
-
-def test_scales(args, size) -> tuple[float, ...] | None:
-    """VGG's Q for ``--train-scale`` (pixels) or the checkpoint's ``scale:LO-HI`` augmentation
-    (multiples of the input); None: the default scales."""
-    from cnnlab.train.tta import q_scales
-
-    crop = min(size[-2:]) if size else 224
-    if args.train_scale:
-        return q_scales(tuple(v / crop for v in args.train_scale), crop)
-    from cnnlab.data.augment import parse_augment
-    from cnnlab.train.checkpoint import read_meta
-    from cnnlab.train.spec import weights_kind
-
-    path = args.checkpoint[0] if isinstance(args.checkpoint, list) else args.checkpoint
-    if weights_kind(path) != "checkpoint":  # a .dcz or weights file records no augmentation
-        return None
-    scale = parse_augment(read_meta(path).get("config", {}).get("augment")).get("scale")
-    return q_scales(scale, crop) if scale else None
 
 
 def cmd_eval(args) -> int:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from cnnlab.models import model_info
 from cnnlab.profile import build_on_meta
@@ -20,7 +20,7 @@ def small_input_size(name: str, side: int = 8) -> tuple[int, ...]:
     return (info.input_size[0], lo, lo)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _built(name: str) -> tuple[frozenset, int, int]:
     """What these helpers read of a registered model built on meta (its module types,
     parameter count and minimum input side), built once per process: the deepest take a

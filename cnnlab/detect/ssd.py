@@ -102,7 +102,7 @@ def build_ssd(backbone: str, num_classes: int, image_size: int, lite: bool = Fal
               out_indices: tuple[int, ...] = (-2, -1), in_chans: int = 3, **kw) -> SSD:
     """SSD (``lite=False``) or SSDLite on the registered ``backbone`` (its keyword arguments
     such as ``width_mult`` go in ``kw`` as ``backbone_kw``)."""
-    from cnnlab.registry import create_model
+    from cnnlab.models import create_model
 
     feats = create_model(backbone, features_only=True, out_indices=out_indices,
                          in_chans=in_chans, num_classes=0, **kw.pop("backbone_kw", {}))
