@@ -326,7 +326,7 @@ def create_model(name: str, *, features_only: bool = False,
     headless = kwargs.get("num_classes") == 0
     if headless:
         del kwargs["num_classes"]
-    model = info.builder(**{**info.defaults, **kwargs})
+    model = info.builder(**{**info.defaults, **dict(rel.builder_args), **kwargs})
     if hasattr(model, "init_weights"):
         model.init_weights()
     rel.apply(model)

@@ -99,6 +99,9 @@ class Release:
     pool_include_pad: bool | None = None
     fc_bias: bool = True
     models: tuple[str, ...] = ()  # glob patterns of the module's models it exists for
+    # builder keywords where the release is another shape of the network (torchvision's
+    # ResNet-50 strides the 3x3: ``(("stride_in_1x1", False),)``); a user's keyword wins
+    builder_args: tuple[tuple[str, object], ...] = ()
 
     def apply(self, model: nn.Module) -> nn.Module:
         for name, m in list(model.named_modules()):
