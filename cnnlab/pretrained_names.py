@@ -120,10 +120,44 @@ _TIMM_RESNETV2 = [  # timm's resnetv2_* (pre-activation; the stem has no norm)
     (r"^norm\.", "final_act.bn."),
 ]
 
+# timm's inception_resnet_v2 (Cadene's port of TF-slim): its numbered branches by block type
+_IRV2_BRANCHES = {
+    "mixed_5b": ("branch1x1", "branch5x5", "branch3x3dbl", "branch_pool"),
+    "mixed_6a": ("branch3x3", "branch3x3dbl"),
+    "mixed_7a": ("branch3x3a", "branch3x3b", "branch3x3dbl"),
+    "repeat": ("branch1x1", "branch3x3", "branch3x3dbl"),
+    "repeat_1": ("branch1x1", "branch7x7"),
+    "repeat_2": ("branch1x1", "branch3x3"),
+}
+_IRV2_BLOCK = {"repeat": "block35", "repeat_1": "block17", "repeat_2": "block8"}
+
+
+def _irv2_part(m):
+    kind, idx, branch, n = m.group(1), m.group(2), m.group(3), m.group(4)
+    if kind == "block8":  # the last Inception-ResNet-C unit (no ReLU) follows repeat_2's 9
+        kind, idx = "repeat_2", "9"
+    if kind in _IRV2_BLOCK:
+        where = f"features.{_IRV2_BLOCK[kind]}.{idx}"
+        if branch is None:
+            return f"{where}.up."
+        where += ".branches"
+    else:
+        where = "features." + kind.replace("_", "")
+    return f"{where}.{_IRV2_BRANCHES[kind][int(branch)]}." + (f"conv{n}." if n else "")
+
+
+_TIMM_INCEPTION_RESNET_V2 = [
+    (r"^conv2d_(\d\w)\.", r"features.conv\1."),
+    (r"^(mixed_\w+|repeat(?:_\d)?|block8)\.(?:(\d+)\.)?(?:branch(\d)\.(?:(\d+)\.)?|conv2d\.)",
+     _irv2_part),
+    (r"^classif\.", "head.fc."),
+]
+
 # family (the cnnlab.models module) -> {scheme ("|"-separated peers that use it): rules}
 NAME_RULES: dict[str, dict[str, list]] = {
     "resnet": {"torchvision|timm": _RESNET, "timm": _TIMM_RESNETV2},
     "xception": {"timm": _TIMM_XCEPTION},
+    "inception_resnet": {"timm": _TIMM_INCEPTION_RESNET_V2},
     "resnext": {"torchvision|timm": _RESNET},
     "inception": {"torchvision|timm": _INCEPTION_V3},
     "efficientnet": {"timm": _TIMM_EFFICIENTNET},

@@ -85,7 +85,7 @@ def _names(stem):
 # every peer naming scheme with rules, once (the smallest model of each)
 NAMED = ["torchvision_resnet18", "torchvision_resnext50_32x4d", "timm_resnet50",
          "torchvision_inception_v3", "timm_inception_v3", "timm_tf_efficientnet_b0",
-         "timm_mobilenetv1_100"]
+         "timm_mobilenetv1_100", "timm_inception_resnet_v2"]
 
 
 @pytest.mark.parametrize("stem", NAMED)
