@@ -11,7 +11,7 @@ nested indices consecutively (timm's ``blocks.3.2`` is the 9th block, cnnlab's `
 applies when most of its rewritten names are the model's, and then every name must be
 (the first that is not is named in the error). Families without rules here (torchvision's
 index-named ``features.N`` networks: AlexNet, VGG, SqueezeNet, MobileNet v2, ShuffleNet V2,
-DenseNet, EfficientNet; NASNet; Keras files) are paired by the order rule of
+DenseNet, EfficientNet; Keras files) are paired by the order rule of
 :mod:`cnnlab.pretrained`, where the index in each name gives the order back.
 """
 
@@ -153,11 +153,21 @@ _TIMM_INCEPTION_RESNET_V2 = [
     (r"^classif\.", "head.fc."),
 ]
 
+_TIMM_NASNET = [  # timm's nasnetalarge (Cadene's port of TF-slim)
+    (r"^(cell_stem_\d|cell_\d+|reduction_cell_\d)\.", r"cells.\1."),
+    (r"\.comb_iter_(\d)_(left|right)\.", r".comb_iter_\1.\2."),
+    (r"\.depthwise_conv2d\.", ".dw."), (r"\.pointwise_conv2d\.", ".pw."),
+    (r"\.path_(\d)\.conv\.", r".prev.path\1."), (r"\.final_path_bn\.", ".prev.bn."),
+    (r"\.conv_prev_1x1\.", ".prev."),
+    (r"^last_linear\.", "head.fc."),
+]
+
 # family (the cnnlab.models module) -> {scheme ("|"-separated peers that use it): rules}
 NAME_RULES: dict[str, dict[str, list]] = {
     "resnet": {"torchvision|timm": _RESNET, "timm": _TIMM_RESNETV2},
     "xception": {"timm": _TIMM_XCEPTION},
     "inception_resnet": {"timm": _TIMM_INCEPTION_RESNET_V2},
+    "nasnet": {"timm": _TIMM_NASNET},
     "resnext": {"torchvision|timm": _RESNET},
     "inception": {"torchvision|timm": _INCEPTION_V3},
     "efficientnet": {"timm": _TIMM_EFFICIENTNET},

@@ -125,7 +125,8 @@ def test_index_named_peers_pair_by_order_from_a_sorted_file(stem):
         {n: id(t) for n, t in match(peer, ours)[0].items()}
 
 
-# timm registers these blocks' shortcut before their body: only the names can pair them
+# timm registers these blocks' shortcut before their body (NASNet: a cell's input
+# projections in another order): only the names can pair them
 ANCHORS = {
     ("timm_legacy_xception", "xception"): {
         "block1.skip.weight": "features.entry1.shortcut.conv.weight",
@@ -141,6 +142,13 @@ ANCHORS = {
         "stages.2.blocks.3.conv2.weight": "conv4_x.3.body.conv2.conv.weight",
         "stages.3.blocks.2.norm3.bias": "conv5_x.2.body.conv3.bn.bias",
         "norm.weight": "final_act.bn.weight"},
+    ("timm_nasnetalarge", "nasnet_a_large"): {
+        "cell_1.conv_prev_1x1.conv.weight": "cells.cell_1.prev.conv.weight",
+        "cell_stem_1.path_2.conv.weight": "cells.cell_stem_1.prev.path2.weight",
+        "cell_0.final_path_bn.running_mean": "cells.cell_0.prev.bn.running_mean",
+        "cell_0.comb_iter_0_left.separable_1.depthwise_conv2d.weight":
+            "cells.cell_0.comb_iter_0.left.separable_1.dw.weight",
+        "last_linear.weight": "head.fc.weight"},
 }
 
 
