@@ -1,25 +1,25 @@
-"""Weights released for a peer's network (torchvision, timm) copied into a cnnlab model.
+"""Weights released for a peer's network (torchvision, timm, Keras) copied into a cnnlab model.
 
 ``load_weights(model, path, source="auto")`` reads a safetensors file, a
 ``torch.load(weights_only=True)`` checkpoint (never a plain pickle) or a Keras HDF5 file
-(h5py, an optional extra) and copies it by one rule
-for every family: the peer's layers and the model's pair up in the order their modules are
-registered, each pair of the same kind (convolution, batch norm, linear) with the same
-shapes. Names differ between libraries (torchvision's ``layer1.0.bn1`` is cnnlab's
-``conv2_x.0.conv1.bn``) but the order of layers in a network is its definition, so one rule
-serves where a name table per model would not; a pair that does not fit stops the copy with
-one line naming the first tensor that does not. The last layer is the classifier: with
-other ``num_classes`` it is left as initialised, and the report says so (as timm does).
+(h5py, an optional extra) and pairs the peer's tensors with the model's by one of two rules:
 
-Safetensors files store names sorted, so their order is restored by
-:func:`registration_key`; that rule is tested on the torchvision families under
-tests/fixtures/peers only. Names it cannot order (Inception's ``branch5x5_1`` beside
-``branch3x3dbl_1``) are loaded out of order; the shape check stops that with the misfit
-error where the swapped layers' shapes differ (not guaranteed). For such families pass the
-peer's ``.pth``, which keeps the order.
+- **names**, where the model's family has name rules for the peer's naming scheme
+  (:mod:`cnnlab.pretrained_names`: torchvision's ``layer1.0.bn1`` is cnnlab's
+  ``conv2_x.0.conv1.bn``); a scheme applies when most of its rewritten names are the model's,
+  and then every one must be;
+- **order** otherwise (torchvision's index-named ``features.N`` families, Keras files): the
+  peer's layers and the model's pair up in the order their modules are registered, each
+  pair of the same kind (convolution, batch norm, linear) with the same shapes. Safetensors
+  files store names sorted; their order is restored by :func:`registration_key` from the
+  indices in the names.
 
-Only structure is checked here: that the copy computes the peer's function is what
-``tools/peer_parity.py`` checks against the live peers (it needs torchvision and timm).
+A tensor that does not fit stops the copy with one line naming the first one. The last
+layer is the classifier: with other ``num_classes`` it is left as initialised, and the
+report says so (as timm does).
+
+That the copy computes the peer's function is what ``tools/peer_parity.py`` checks against
+the live peers, and tests/test_peer_checkpoints.py against seeded peer checkpoints it wrote.
 """
 
 from __future__ import annotations
@@ -297,8 +297,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike, source: str = "auto"
     """Copy a peer's released weights into ``model`` (see the module docstring).
 
     ``source``: ``"torchvision"``, ``"timm"``, ``"keras"`` (HDF5, :func:`read_keras_h5`) or
-    ``"auto"`` (HDF5 files are read as Keras'; all are matched the same way). Returns a report:
-    ``{"loaded": n, "skipped": [names], "note": str}``; a skipped classifier is also warned.
+    ``"auto"`` (HDF5 files are read as Keras'; name rules of any peer may apply). Returns a
+    report: ``{"loaded": n, "skipped": [names], "note": str, "by": "names (timm rules)" or
+    "order"}``; a skipped classifier is also warned.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; choose from {', '.join(SOURCES)}")

@@ -132,3 +132,23 @@ def test_torchvision_efficientnets_change_eps_from_b5_on():
                 if isinstance(m, nn.BatchNorm2d)}
 
     assert eps("efficientnet_b0") == {1e-5} and eps("efficientnet_b5") == {1e-3}
+
+
+def test_torchvision_resnet50_strides_the_3x3():
+    tv, paper = build_on_meta("resnet50", release="torchvision"), build_on_meta("resnet50")
+    unit, ref = tv.conv3_x[0], paper.conv3_x[0]
+    assert (unit.conv1.conv.stride, unit.conv2.conv.stride) == ((1, 1), (2, 2))
+    assert (ref.conv1.conv.stride, ref.conv2.conv.stride) == ((2, 2), (1, 1))
+    assert [p.shape for p in tv.parameters()] == [p.shape for p in paper.parameters()]
+    # a user's keyword still wins over the release's
+    v1 = build_on_meta("resnet50", release="torchvision", stride_in_1x1=True)
+    assert v1.conv3_x[0].conv1.conv.stride == (2, 2)
+
+
+def test_torchvision_shufflenet_v2_splits_strided_units_in_halves():
+    # torchvision's shufflenet_v2_x1_0 has 2,278,604 parameters (its model card)
+    tv = build_on_meta("shufflenet_v2_x1_0", release="torchvision")
+    assert _params(tv) == 2_278_604
+    assert tv.features.stage2[0].proj.pw.conv.out_channels == 58  # 116 / 2, not 116 - 24
+    assert _params(build_on_meta("shufflenet_v2_x0_5", release="torchvision")) == \
+        _params(build_on_meta("shufflenet_v2_x0_5"))
