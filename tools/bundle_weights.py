@@ -49,8 +49,9 @@ def main(run_dir: str, tag: str | None = None, dcz: str | None = None) -> None:
     write_bytes_atomic(WEIGHTS / f"{key}.safetensors", save(state, metadata=meta))
     entries = index()
     entries[key] = {"file": f"{key}.safetensors", "data": spec.data_spec,
-                    "val": f"{len(val.y)} held-out images (val_split {spec.val_split}, "
-                           f"seed {spec.split_seed})",
+                    "val": f"{len(val.y)} held-out images (" + (
+                        f"val_split {spec.val_split}, seed {spec.split_seed})"
+                        if spec.val_split else "the data set's own split)"),
                     "accuracy": round(acc, 2), "num_classes": kwargs["num_classes"],
                     "input_size": list(size), "mean": list(spec.mean or ()),
                     "std": list(spec.std or ())}

@@ -60,7 +60,9 @@ PAIRS = [
     *[(f"efficientnet_{v}", {}, "tf", TIMM, f"tf_efficientnet_{v}", {}, r) for v, r in (
         ("b0", 224), ("b1", 240), ("b2", 260), ("b3", 300), ("b4", 380), ("b5", 456),
         ("b6", 528), ("b7", 600))],
-    ("xception", {}, "tf", TIMM, "legacy_xception", {}, 299),
+    # timm's legacy_xception is a PyTorch port (BN eps 1e-5, symmetric pool padding): the
+    # paper network; Keras' own ("tf") needs Keras, not installed with the peers
+    ("xception", {}, "paper", TIMM, "legacy_xception", {}, 299),
     ("nasnet_a_large", {}, "tf", TIMM, "nasnetalarge", {}, 331),
     ("cspresnet50", {}, "paper", TIMM, "cspresnet50", {}, 256),
     ("cspdarknet53", {}, "paper", TIMM, "cspdarknet53", {}, 256),
@@ -218,9 +220,12 @@ def main(argv=None) -> int:
     ap.add_argument("--write-checkpoints", action="store_true",
                     help="rewrite the seeded peer checkpoints under tests/fixtures/peers/")
     ap.add_argument("--only", default="", help="comma-separated cnnlab names")
+    ap.add_argument("--peers", default="", help="comma-separated peer names (lib.name)")
     args = ap.parse_args(argv)
     only = set(filter(None, args.only.split(",")))
-    rows = [r for r in PAIRS if not only or r[0] in only]
+    peers = set(filter(None, args.peers.split(",")))
+    rows = [r for r in PAIRS if (not only or r[0] in only)
+            and (not peers or f"{r[3]}.{r[4]}" in peers)]
     if args.write_checkpoints:
         for row in CHECKPOINTS:
             write_checkpoint(row)
