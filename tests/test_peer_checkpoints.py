@@ -177,3 +177,13 @@ def test_a_wrong_model_under_name_rules_names_the_first_misfit():
                                          r"fit conv2_x\.0\.conv1\.conv\.weight: \(64, 64, 1, 1\) "
                                          r"vs \(128, 64, 1, 1\)"):
         pair(wide, model.state_dict(), model)
+
+
+def test_other_num_classes_under_name_rules_skips_only_the_classifier():
+    peer = {k: torch.empty(s, device="meta") for k, s in _names("timm_resnetv2_50")["tensors"]}
+    model = build_on_meta("preact_resnet50", num_classes=10)
+    mapping, skipped, note, how = pair(peer, model.state_dict(), model, "timm")
+    assert how == "names (timm rules)" and skipped == ["head.fc.weight", "head.fc.bias"]
+    assert note == "loaded all but the classifier head.fc (the file's has 1000 classes, " \
+                   "the model's 10)"
+    assert len(mapping) == len(peer) - 2 - sum(k.endswith("num_batches_tracked") for k in peer)
