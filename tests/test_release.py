@@ -152,3 +152,21 @@ def test_torchvision_shufflenet_v2_splits_strided_units_in_halves():
     assert tv.features.stage2[0].proj.pw.conv.out_channels == 58  # 116 / 2, not 116 - 24
     assert _params(build_on_meta("shufflenet_v2_x0_5", release="torchvision")) == \
         _params(build_on_meta("shufflenet_v2_x0_5"))
+
+
+def test_timm_nasnet_counts_the_padding_of_its_same_average_pools():
+    from cnnlab.layers.release import AvgPool2dSame
+
+    def pools(release):
+        return [m.count_include_pad for m in build_on_meta("nasnet_a_large",
+                                                           release=release).modules()
+                if isinstance(m, AvgPool2dSame)]
+
+    assert pools("timm") == [True] * 4 and pools("tf") == [False] * 4
+    x = torch.ones(1, 1, 4, 4)
+    tf_pool = nn.AvgPool2d(3, 2, padding=1, count_include_pad=False)
+    timm_pool = nn.AvgPool2d(3, 2, padding=1, count_include_pad=False)
+    for m, counts in ((tf_pool, False), (timm_pool, True)):
+        m.__class__, m.padding, m.count_include_pad = AvgPool2dSame, 0, counts
+    assert torch.equal(tf_pool(x), torch.ones(1, 1, 2, 2))  # TF: real pixels only
+    assert timm_pool(x)[0, 0, 1, 1] == 4 / 9  # timm: the padded zeros are averaged in

@@ -63,6 +63,9 @@ PAIRS = [
     # timm's legacy_xception is a PyTorch port (BN eps 1e-5, symmetric pool padding): the
     # paper network; Keras' own ("tf") needs Keras, not installed with the peers
     ("xception", {}, "paper", TIMM, "legacy_xception", {}, 299),
+    # timm's port counts the padding of its SAME average pools, TF-slim does not: "tf"
+    # differs from it there (and only there), "timm" is its function
+    ("nasnet_a_large", {}, "timm", TIMM, "nasnetalarge", {}, 331),
     ("nasnet_a_large", {}, "tf", TIMM, "nasnetalarge", {}, 331),
     ("cspresnet50", {}, "paper", TIMM, "cspresnet50", {}, 256),
     ("cspdarknet53", {}, "paper", TIMM, "cspdarknet53", {}, 256),
