@@ -1,14 +1,15 @@
 """Output parity of cnnlab models loaded with a peer's weights, against the live peers.
 
-NOT RUN in cnnlab's CI or on the development machine (torchvision needs its own torch build).
-Run it in a venv with the peers::
+Not run in cnnlab's CI (torchvision needs its own torch build); run by hand in a venv with
+the peers (its table is in docs/released-weights.md)::
 
-    pip install torch==2.14.1 torchvision==0.29.1 timm safetensors
-    PYTHONPATH=. python tools/peer_parity.py [--write-fixtures] [--only resnet18,...]
+    pip install torch torchvision timm safetensors    # e.g. 2.14.1 / 0.29.1 / 1.0.31
+    PYTHONPATH=. python tools/peer_parity.py [--only resnet18,...] [--peers timm.resnet50]
+    PYTHONPATH=. python tools/peer_parity.py --write-fixtures --write-checkpoints --no-check
 
-For each pair below: build the peer with random weights and random BatchNorm statistics,
-save its state dict as .pth and as safetensors (whose sorted names exercise the order rule of
-:mod:`cnnlab.pretrained`), load each with
+For each pair below: build the peer with seeded random weights and random BatchNorm
+statistics and affine parameters, save its state dict as .pth and as safetensors (whose
+sorted names exercise the name and order rules of :mod:`cnnlab.pretrained`), load each with
 ``cnnlab.create_model(name, release=..., pretrained=file)`` and compare outputs on a seeded
 random input in eval mode. Prints a table; exits 1 if any pair's max relative difference
 (max |ours − peer| / max |peer|) is above 1e-5.
