@@ -46,14 +46,20 @@ def _list_pretrained(names, args) -> int:
     """The models with weights in the package, and the accuracy measured for them."""
     from cnnlab.bundled import index
 
-    entries = {n: e for n, e in index().items() if n in names}
+    entries = {n: e for n, e in index().items() if n.partition(".")[0] in names}
     if args.json:
         emit([{"name": n, **e} for n, e in entries.items()])
         return 0
     from cnnlab.table import render
 
-    rows = [[n, e["data"], f"{e['accuracy']:.2f}", e["val"]] for n, e in entries.items()]
-    print(render(rows, ["model", "trained on", "top-1 %", "measured on"], right={2}))
+    def dcz(e):
+        return (f"{e['dcz']} ({e['dcz_ratio']:.0f}x, {e['dcz_accuracy']:.2f} %)"
+                if e.get("dcz") else "")
+
+    rows = [[n.partition(".")[0], repr(n.partition(".")[2]) if "." in n else "True",
+             e["data"], f"{e['accuracy']:.2f}", e["val"], dcz(e)] for n, e in entries.items()]
+    print(render(rows, ["model", "pretrained=", "trained on", "top-1 %", "measured on",
+                        "Deep Compression (.dcz)"], right={3}))
     return 0
 
 

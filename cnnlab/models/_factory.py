@@ -7,6 +7,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import inspect
+import os
 
 import torch.nn as nn
 
@@ -67,10 +68,14 @@ def _pretrained_cfg(info: ModelInfo, model: nn.Module, kwargs: dict) -> dict:
 
 
 def _load_pretrained(name: str, model: nn.Module, pretrained) -> None:
-    if pretrained is True:
-        from cnnlab.bundled import load_bundled
+    from cnnlab.bundled import load_bundled, tags
 
+    if pretrained is True:
         load_bundled(name, model)
+        return
+    if isinstance(pretrained, str) and pretrained in tags(name) \
+            and not os.path.exists(pretrained):
+        load_bundled(name, model, pretrained)
         return
     from cnnlab.pretrained import load_weights
 
@@ -106,8 +111,10 @@ def create_model(name: str, *, features_only: bool = False,
     (``"tf"``, ``"torchvision"``, ...: what differs is in the model's docstring and
     :mod:`cnnlab.layers.release`). ``pretrained=PATH`` copies a peer's released weights
     (torchvision, timm; safetensors or ``torch.load(weights_only=True)`` files) into it, see
-    :func:`cnnlab.pretrained.load_weights`. ``model.pretrained_cfg`` (timm's name) holds the
-    input size, normalisation, crop and the weights' source.
+    :func:`cnnlab.pretrained.load_weights`; ``pretrained=True`` loads the weights bundled in
+    the package, ``pretrained="digits"`` those tagged so (``cnnlab list --pretrained``).
+    ``model.pretrained_cfg`` (timm's name) holds the input size, normalisation, crop and the
+    weights' source.
     """
     info = model_info(name)
     rel = _release(info, release)
@@ -124,7 +131,7 @@ def create_model(name: str, *, features_only: bool = False,
     headless = kwargs.get("num_classes") == 0
     if headless:
         del kwargs["num_classes"]
-    model = info.builder(**{**info.defaults, **kwargs})
+    model = info.builder(**{**info.defaults, **dict(rel.builder_args), **kwargs})
     if hasattr(model, "init_weights"):
         model.init_weights()
     rel.apply(model)
