@@ -258,13 +258,10 @@ def match_names(peer: dict[str, torch.Tensor], ours: dict[str, torch.Tensor], ru
 
 def family(model: nn.Module) -> str:
     """The cnnlab.models module a model comes from ("" for others)."""
-    from cnnlab.models import model_info
+    from cnnlab.registry import registered
 
-    name = getattr(model, "model_name", None)
-    try:
-        module = model_info(name).builder.__module__ if name else type(model).__module__
-    except (KeyError, ValueError):
-        module = type(model).__module__
+    info = registered(getattr(model, "model_name", None))
+    module = info.builder.__module__ if info else type(model).__module__
     return module.rsplit(".", 1)[-1] if module.startswith("cnnlab.models.") else ""
 
 

@@ -207,3 +207,10 @@ def register_model(
         return builder if fn is not None else original  # a decorator leaves the function be
 
     return wrap(fn) if fn is not None else wrap
+
+
+def registered(name: str | None) -> ModelInfo | None:
+    """The registry's entry for ``name`` (None if there is none), for code below
+    :mod:`cnnlab.models` that meets an already built model; :func:`cnnlab.models.model_info`
+    is the user's lookup."""
+    return _REGISTRY.get(name) if name else None
