@@ -10,7 +10,9 @@ import cnnlab
 from cnnlab.compress.binary import (
     BinaryConv2d,
     BinaryLinear,
+    InputBN,
     SignSTE,
+    add_input_bn,
     binarize,
     binary_layers,
     input_scale,
@@ -115,6 +117,54 @@ def test_binarize_without_layers_is_a_clear_error(model):
 def test_binarize_rejects_unknown_mode():
     with pytest.raises(ValueError, match="mode"):
         binarize(cnnlab.create_model("lenet5_caffe"), "ternary")
+
+
+def _bn_stats(m):
+    with torch.no_grad():  # non-trivial BN statistics, then inference
+        m.train()
+        m(torch.randn(8, 1, 28, 28))
+    return m.eval()
+
+
+def test_input_bn_puts_the_same_batch_norm_in_front_in_every_variant():
+    torch.manual_seed(6)
+    base = cnnlab.create_model("lenet5_caffe")
+    fp, bwn, xnor = (copy.deepcopy(base) for _ in range(3))
+    add_input_bn(fp)
+    binarize(bwn, "bwn", input_bn=True)
+    binarize(xnor, "xnor")
+    # the same layers gain one BatchNorm over the same channels/features in all three
+    bns = [{n: type(mod) for n, mod in m.named_modules() if isinstance(mod, nn.modules.batchnorm
+                                                                         ._BatchNorm)}
+           for m in (fp, bwn, xnor)]
+    assert [sorted(n.rsplit(".bn", 1)[0] for n in b) for b in bns] == \
+        [["fc1.1", "features.conv2"]] * 3
+    assert isinstance(fp.features.conv2, InputBN) and bwn.features.conv2.bn.num_features == 20
+    assert not binary_layers(fp) and binarize(copy.deepcopy(base), "bwn").features.conv2.bn \
+        is None  # without input_bn, BWN keeps the model's own blocks
+    _bn_stats(bwn)
+    conv, x = bwn.features.conv2, torch.randn(2, 20, 12, 12)
+    ref = nn.functional.conv2d(conv.bn(x), weight_scale(conv.weight) * sign(conv.weight),
+                               conv.bias)
+    assert torch.allclose(conv(x), ref, atol=1e-5)
+    fc, v = bwn.fc1[1], torch.randn(3, 800)
+    assert torch.allclose(fc(v), nn.functional.linear(
+        fc.bn(v), weight_scale(fc.weight).view(-1, 1) * sign(fc.weight), fc.bias), atol=1e-5)
+    _bn_stats(fp)
+    assert torch.allclose(fp.fc1[1](v), fp.fc1[1].layer(fp.fc1[1].bn(v)))
+    with pytest.raises(ValueError, match="input_bn=False"):
+        binarize(copy.deepcopy(base), "xnor", input_bn=False)
+
+
+def test_bwn_with_input_bn_saves_and_reloads(tmp_path):
+    torch.manual_seed(7)
+    m = _bn_stats(binarize(cnnlab.create_model("lenet5_caffe"), "bwn", input_bn=True))
+    path = tmp_path / "m.safetensors"
+    save_binary(m, path, meta={"model": "lenet5_caffe", "config": {}})
+    back = load_binary(path).eval()
+    assert back.features.conv2.bn is not None
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.allclose(back(x), m(x), rtol=1e-5, atol=1e-6)
 
 
 @needs_kernel
