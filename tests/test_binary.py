@@ -167,12 +167,22 @@ def test_bwn_with_input_bn_saves_and_reloads(tmp_path):
     assert torch.allclose(back(x), m(x), rtol=1e-5, atol=1e-6)
 
 
+def _simd_paths():
+    from cnnlab.compress import binary_kernel
+
+    return binary_kernel._binconv.simd_paths() if HAVE_KERNEL else []
+
+
 @needs_kernel
-@pytest.mark.parametrize("path", ["default", "scalar"])
+@pytest.mark.parametrize("path", ["scalar", "avx2", "avx512"])
 @pytest.mark.parametrize("seed", range(6))
 def test_packed_kernel_equals_float_binary_conv(seed, path, monkeypatch):
-    if path == "scalar":  # the kernel without its AVX2 popcount
-        monkeypatch.setenv("CNNLAB_NO_AVX2", "1")
+    if path not in _simd_paths():
+        pytest.skip(f"this CPU has no {path} popcount")
+    from cnnlab.compress.binary_kernel import _binconv
+
+    monkeypatch.setenv("CNNLAB_BINCONV_SIMD", path)
+    assert _binconv.simd() == path
     g = torch.Generator().manual_seed(seed)
     r = lambda lo, hi: int(torch.randint(lo, hi, (1,), generator=g))  # noqa: E731
     c, cout, k = r(1, 200), r(1, 40), r(1, 6)
@@ -184,6 +194,22 @@ def test_packed_kernel_equals_float_binary_conv(seed, path, monkeypatch):
     got = xnor_counts(x, pack_weight(wt), c, (k, k), (s, s), (p, p), (d, d), threads=2)
     want = float_counts(x, sign(wt), s, p, d)
     assert got.dtype == torch.int32 and got.shape == want.shape
+    assert torch.equal(got.float(), want)
+
+
+@needs_kernel
+@pytest.mark.parametrize("path", ["scalar", "avx2", "avx512"])
+def test_packed_kernel_long_patches_and_batches(path, monkeypatch):
+    """Patches past the AVX2 path's 31-vector byte counters (600 ch × 5×5 = 250 words), padding
+    wider than the kernel reaches, and a batch: every count still equals the float one."""
+    if path not in _simd_paths():
+        pytest.skip(f"this CPU has no {path} popcount")
+    monkeypatch.setenv("CNNLAB_BINCONV_SIMD", path)
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(2, 600, 9, 11, generator=g)
+    wt = torch.randn(6, 600, 5, 5, generator=g)
+    got = xnor_counts(x, pack_weight(wt), 600, (5, 5), (2, 1), (3, 2), threads=2)
+    want = float_counts(x, sign(wt), (2, 1), (3, 2))
     assert torch.equal(got.float(), want)
 
 

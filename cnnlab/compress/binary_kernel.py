@@ -15,7 +15,9 @@ never differ).
 The compiled path is the C extension ``cnnlab.compress._binconv`` (built by ``pip install``,
 OpenMP threads when the compiler has them). Without it — no compiler at install time — the
 same counts come from a vectorised torch fallback (a float convolution of the signs), slower
-but equal; :data:`HAVE_KERNEL` says which one runs.
+but equal; :data:`HAVE_KERNEL` says which one runs. The kernel picks its popcount at run time
+(AVX-512 VPOPCNTDQ, AVX2 or scalar, ``_binconv.simd()``); its layout and blocking are described
+in ``_binconv.c``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ def _threads(threads: int | None) -> int:
     return max(1, threads or torch.get_num_threads())
 
 
+def _need_kernel() -> None:
+    if _binconv is None:
+        raise RuntimeError("cnnlab's C kernel (cnnlab.compress._binconv) is not built; "
+                           "reinstall with a C compiler: pip install -e .")
+
+
 def words_for(channels: int) -> int:
     return (channels + 63) // 64
 
@@ -45,9 +53,7 @@ def words_for(channels: int) -> int:
 def pack_bits(x: torch.Tensor, threads: int | None = None) -> torch.Tensor:
     """Signs (x ≥ 0 → 1) of the last dimension, 64 to a word: (..., C) float → (..., words)
     int64. Needs the compiled kernel."""
-    if _binconv is None:
-        raise RuntimeError("cnnlab's C kernel (cnnlab.compress._binconv) is not built; "
-                           "reinstall with a C compiler: pip install -e .")
+    _need_kernel()
     x = x.detach().to(torch.float32).contiguous()
     c = x.shape[-1]
     out = torch.empty(*x.shape[:-1], words_for(c), dtype=torch.int64)
@@ -77,11 +83,16 @@ def xnor_counts(x: torch.Tensor, wbits: torch.Tensor, channels: int, kernel_size
     ho, wo = _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw)
     if ho < 1 or wo < 1:
         raise ValueError(f"input {h}x{w} is too small for this convolution")
-    xbits = pack_bits(x.permute(0, 2, 3, 1), threads)
+    _need_kernel()
+    x = x.detach().to(torch.float32).contiguous()  # packed in C from NCHW, no transposed copy
+    wbits = wbits.contiguous()
     cout = wbits.shape[0]
+    if wbits.shape[1:] != (kh, kw, words_for(c)):
+        raise ValueError(f"packed weights {tuple(wbits.shape)} do not fit {c} channels "
+                         f"and a {kh}x{kw} kernel")
     out = torch.empty(n, ho, wo, cout, dtype=torch.int32)
-    _binconv.conv(xbits.data_ptr(), wbits.contiguous().data_ptr(), out.data_ptr(), n, h, w, c,
-                  words_for(c), cout, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, _threads(threads))
+    _binconv.conv(x.data_ptr(), wbits.data_ptr(), out.data_ptr(), n, c, h, w, words_for(c),
+                  cout, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, _threads(threads))
     return out.permute(0, 3, 1, 2)
 
 
