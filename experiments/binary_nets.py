@@ -65,16 +65,17 @@ def run_one(name: str, mode: str, seed: int, epochs: float, split, out: Path,
     model = cnnlab.create_model(name, in_chans=1)
     if bn == "all" and mode == "fp32":
         add_input_bn(model)
-    fp32_path = out / f"{name}_fp32_{bn}.safetensors"
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(fp32_path))
     if mode != "fp32":
         binarize(model, mode, input_bn=True if bn == "all" else None)
     t0 = time.time()
     train(model, split, TrainConfig(**RECIPE, epochs=epochs, seed=seed), progress=False)
     top1 = float(evaluate(model, split.val)["top1"])
-    size = fp32_path.stat().st_size
-    if mode != "fp32":
-        size = save_binary(model, out / f"{name}_{mode}_{seed}.safetensors",
+    if mode == "fp32":  # one file per run: parallel runs must not share it
+        fp32_path = out / f"{name}_fp32_{bn}_{seed}.safetensors"
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(fp32_path))
+        size = fp32_path.stat().st_size
+    else:
+        size = save_binary(model, out / f"{name}_{mode}_{bn}_{seed}.safetensors",
                            meta={"model": name, "config": {"in_chans": 1}})
     return dict(model=name, mode=mode, bn=bn, seed=seed, epochs=epochs, top1=top1, bytes=size,
                 seconds=round(time.time() - t0, 1))

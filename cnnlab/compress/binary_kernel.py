@@ -134,8 +134,8 @@ class PackedConv2d(nn.Module):
     def forward(self, x):
         x = self.bn(x)
         k = input_scale(x, self.kernel_size, self.stride, self.padding, self.dilation)
-        out = self.counts(x) * self.alpha.view(1, -1, 1, 1) * k
-        return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
+        out = self.counts(x).mul_(self.alpha.view(1, -1, 1, 1)).mul_(k)  # in place: no
+        return out if self.bias is None else out.add_(self.bias.view(1, -1, 1, 1))  # copies
 
 
 class PackedLinear(nn.Module):
