@@ -73,7 +73,7 @@ static void pack_planes_scalar(const float *x, uint64_t *out, long C, long HW, l
 }
 
 /* mismatches of one patch (L words) against 4 filters (rows w, w+L, w+2L, w+3L) */
-static void dot4_scalar(const uint64_t *p, const uint64_t *w, long L, long *res) {
+static inline void dot4_scalar(const uint64_t *p, const uint64_t *w, long L, long *res) {
     const uint64_t *w1 = w + L, *w2 = w1 + L, *w3 = w2 + L;
     long c0 = 0, c1 = 0, c2 = 0, c3 = 0;
     for (long i = 0; i < L; i++) {
@@ -127,7 +127,7 @@ __attribute__((target("avx2"))) static inline __m256i popc8(__m256i v, __m256i l
 #define LOADU(q) _mm256_loadu_si256((const __m256i *)(q))
 
 /* byte counters take ≤ 31 vectors (each adds ≤ 8 per byte), then vpsadbw widens them */
-__attribute__((target("avx2"))) static void dot4_avx2(const uint64_t *p, const uint64_t *w,
+__attribute__((target("avx2"))) static inline void dot4_avx2(const uint64_t *p, const uint64_t *w,
                                                       long L, long *res) {
     const __m256i lut = _mm256_setr_epi8(0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
                                          0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4);
@@ -166,7 +166,7 @@ __attribute__((target("avx2"))) static void dot4_avx2(const uint64_t *p, const u
 }
 
 /* VPOPCNTDQ counts 8 words in one instruction; the last L % 8 words by a masked load */
-__attribute__((target("avx512f,avx512vpopcntdq"))) static void dot4_avx512(
+__attribute__((target("avx512f,avx512vpopcntdq"))) static inline void dot4_avx512(
     const uint64_t *p, const uint64_t *w, long L, long *res) {
     const uint64_t *w1 = w + L, *w2 = w1 + L, *w3 = w2 + L;
     __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
@@ -191,6 +191,34 @@ __attribute__((target("avx512f,avx512vpopcntdq"))) static void dot4_avx512(
 }
 #endif
 
+/* one output row's pixels (patches Wo × L) against filters f0..f1: counts = n − 2·mismatches,
+ * the mismatches of outside taps (zero words against w_tap) taken off again */
+#define DEFINE_BLOCK(NAME, DOT, ATTR)                                                         \
+    ATTR static void NAME(const uint64_t *patch, const uint64_t *wp, long L, long T, long f0, \
+                          long f1, long Wo, const long *nvalid, const long *nmiss,             \
+                          const long *miss, const int32_t *wpop, int32_t *orow, long Cout) {   \
+        for (long ow = 0; ow < Wo; ow++) {                                                    \
+            int32_t *o = orow + ow * Cout;                                                    \
+            const uint64_t *p = patch + ow * L;                                               \
+            long nv = nvalid[ow], nm = nmiss[ow];                                             \
+            for (long f = f0; f < f1; f += 4) {                                               \
+                long c[4];                                                                    \
+                DOT(p, wp + f * L, L, c);                                                     \
+                for (long k = 0; k < 4 && f + k < f1; k++) {                                  \
+                    long mism = c[k];                                                         \
+                    for (long j = 0; j < nm; j++) mism -= wpop[(f + k) * T + miss[ow * T + j]]; \
+                    o[f + k] = (int32_t)(nv - 2 * mism);                                      \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+    }
+
+DEFINE_BLOCK(block_scalar, dot4_scalar, )
+#ifdef HAVE_X86_PATHS
+DEFINE_BLOCK(block_avx2, dot4_avx2, __attribute__((target("avx2"))))
+DEFINE_BLOCK(block_avx512, dot4_avx512, __attribute__((target("avx512f,avx512vpopcntdq"))))
+#endif
+
 static int simd_supported(int path) {
     if (path == SIMD_SCALAR) return 1;
 #ifdef HAVE_X86_PATHS
@@ -213,7 +241,9 @@ static int simd_path(void) {
     return SIMD_SCALAR;
 }
 
-typedef void (*dot4_fn)(const uint64_t *, const uint64_t *, long, long *);
+typedef void (*block_fn)(const uint64_t *, const uint64_t *, long, long, long, long, long,
+                         const long *, const long *, const long *, const int32_t *, int32_t *,
+                         long);
 
 /* x: (N, C, H, W) float; w: (Cout, KH, KW, words) bits; out: (N, Ho, Wo, Cout) int32.
  * Returns 0, or -1 when memory runs out. */
@@ -222,10 +252,10 @@ static int binconv(const float *x, const uint64_t *w, int32_t *out, long N, long
                    long pw, long dh, long dw, long Ho, long Wo, int threads) {
     const long T = KH * KW, L = T * words, HW = H * W;
     const int path = simd_path();
-    dot4_fn dot4 = dot4_scalar;
+    block_fn block = block_scalar;
 #ifdef HAVE_X86_PATHS
-    if (path == SIMD_AVX512) dot4 = dot4_avx512;
-    else if (path == SIMD_AVX2) dot4 = dot4_avx2;
+    if (path == SIMD_AVX512) block = block_avx512;
+    else if (path == SIMD_AVX2) block = block_avx2;
 #endif
     /* the 4-filter loop reads whole groups of 4: a copy with zero rows when Cout % 4 != 0 */
     const long Cout4 = (Cout + 3) & ~3L;
@@ -298,22 +328,9 @@ static int binconv(const float *x, const uint64_t *w, int32_t *out, long N, long
                 nvalid[ow] = taps * C;
                 nmiss[ow] = m;
             }
-            for (long f0 = 0; f0 < Cout; f0 += FB) {
-                long f1 = f0 + FB < Cout ? f0 + FB : Cout;
-                for (long ow = 0; ow < Wo; ow++) {
-                    int32_t *o = out + ((n * Ho + oh) * Wo + ow) * Cout;
-                    for (long f = f0; f < f1; f += 4) {
-                        long c[4];
-                        dot4(patch + ow * L, wp + f * L, L, c);
-                        for (long k = 0; k < 4 && f + k < f1; k++) {
-                            long mism = c[k];
-                            for (long j = 0; j < nmiss[ow]; j++)
-                                mism -= wpop[(f + k) * T + miss[ow * T + j]];
-                            o[f + k] = (int32_t)(nvalid[ow] - 2 * mism);
-                        }
-                    }
-                }
-            }
+            for (long f0 = 0; f0 < Cout; f0 += FB)
+                block(patch, wp, L, T, f0, f0 + FB < Cout ? f0 + FB : Cout, Wo, nvalid, nmiss,
+                      miss, wpop, out + (n * Ho + oh) * Wo * Cout, Cout);
         }
         free(patch);
         free(nvalid);
