@@ -23,9 +23,11 @@ from cnnlab.compress.binary import (
 )
 from cnnlab.compress.binary_kernel import (
     HAVE_KERNEL,
+    PackedConv2d,
     float_counts,
     pack_model,
     pack_weight,
+    xnor_conv,
     xnor_counts,
 )
 
@@ -211,6 +213,32 @@ def test_packed_kernel_long_patches_and_batches(path, monkeypatch):
     got = xnor_counts(x, pack_weight(wt), 600, (5, 5), (2, 1), (3, 2), threads=2)
     want = float_counts(x, sign(wt), (2, 1), (3, 2))
     assert torch.equal(got.float(), want)
+
+
+@needs_kernel
+@pytest.mark.parametrize("path", ["scalar", "avx2", "avx512"])
+def test_kernel_applies_alpha_k_and_bias_as_the_float_layer_does(path, monkeypatch):
+    if path not in _simd_paths():
+        pytest.skip(f"this CPU has no {path} popcount")
+    monkeypatch.setenv("CNNLAB_BINCONV_SIMD", path)
+    torch.manual_seed(12)
+    conv = nn.Conv2d(70, 9, 3, stride=2, padding=1, bias=True)
+    layer = _bn_stats_2d(BinaryConv2d.from_conv(conv, "xnor"))
+    packed = PackedConv2d(layer)
+    x = torch.randn(2, 70, 11, 9)
+    got, want = packed(x), layer(x)
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    assert torch.allclose(got, want, rtol=1e-6, atol=1e-6)
+    alpha, k = packed.alpha, torch.rand(2, 1, 6, 5)
+    with pytest.raises(ValueError, match="K the shape"):
+        xnor_conv(x, packed.wbits, 70, (3, 3), (2, 2), (1, 1), (1, 1), alpha, k[:, :, :3])
+
+
+def _bn_stats_2d(layer):
+    with torch.no_grad():
+        layer.train()
+        layer(torch.randn(8, layer.in_channels, 11, 9))
+    return layer.eval()
 
 
 @needs_kernel

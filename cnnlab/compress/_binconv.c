@@ -192,13 +192,19 @@ __attribute__((target("avx512f,avx512vpopcntdq"))) static inline void dot4_avx51
 #endif
 
 /* one output row's pixels (patches Wo × L) against filters f0..f1: counts = n − 2·mismatches,
- * the mismatches of outside taps (zero words against w_tap) taken off again */
+ * the mismatches of outside taps (zero words against w_tap) taken off again. With scales
+ * (sc->alpha) the row is written as float count·α_f·K_pixel (+ bias_f), in that order, the
+ * order of the float simulation (BinaryConv2d.forward); else as int32 counts. */
+typedef struct { const float *alpha, *k, *bias; } scales;
+
 #define DEFINE_BLOCK(NAME, DOT, ATTR)                                                         \
     ATTR static void NAME(const uint64_t *patch, const uint64_t *wp, long L, long T, long f0, \
                           long f1, long Wo, const long *nvalid, const long *nmiss,             \
-                          const long *miss, const int32_t *wpop, int32_t *orow, long Cout) {   \
+                          const long *miss, const int32_t *wpop, int32_t *orow, long Cout,     \
+                          const scales *sc, const float *krow) {                               \
         for (long ow = 0; ow < Wo; ow++) {                                                    \
             int32_t *o = orow + ow * Cout;                                                    \
+            float *of = (float *)o;                                                           \
             const uint64_t *p = patch + ow * L;                                               \
             long nv = nvalid[ow], nm = nmiss[ow];                                             \
             for (long f = f0; f < f1; f += 4) {                                               \
@@ -207,7 +213,13 @@ __attribute__((target("avx512f,avx512vpopcntdq"))) static inline void dot4_avx51
                 for (long k = 0; k < 4 && f + k < f1; k++) {                                  \
                     long mism = c[k];                                                         \
                     for (long j = 0; j < nm; j++) mism -= wpop[(f + k) * T + miss[ow * T + j]]; \
-                    o[f + k] = (int32_t)(nv - 2 * mism);                                      \
+                    long cnt = nv - 2 * mism;                                                 \
+                    if (sc->alpha) {                                                          \
+                        float v = (float)cnt * sc->alpha[f + k];                              \
+                        v = v * krow[ow];                                                     \
+                        of[f + k] = sc->bias ? v + sc->bias[f + k] : v;                       \
+                    } else                                                                    \
+                        o[f + k] = (int32_t)cnt;                                              \
                 }                                                                             \
             }                                                                                 \
         }                                                                                     \
@@ -243,11 +255,12 @@ static int simd_path(void) {
 
 typedef void (*block_fn)(const uint64_t *, const uint64_t *, long, long, long, long, long,
                          const long *, const long *, const long *, const int32_t *, int32_t *,
-                         long);
+                         long, const scales *, const float *);
 
 /* x: (N, C, H, W) float; w: (Cout, KH, KW, words) bits; out: (N, Ho, Wo, Cout) int32.
  * Returns 0, or -1 when memory runs out. */
-static int binconv(const float *x, const uint64_t *w, int32_t *out, long N, long C, long H,
+static int binconv(const float *x, const uint64_t *w, int32_t *out, const scales *sc,
+                   long N, long C, long H,
                    long W, long words, long Cout, long KH, long KW, long sh, long sw, long ph,
                    long pw, long dh, long dw, long Ho, long Wo, int threads) {
     const long T = KH * KW, L = T * words, HW = H * W;
@@ -330,7 +343,8 @@ static int binconv(const float *x, const uint64_t *w, int32_t *out, long N, long
             }
             for (long f0 = 0; f0 < Cout; f0 += FB)
                 block(patch, wp, L, T, f0, f0 + FB < Cout ? f0 + FB : Cout, Wo, nvalid, nmiss,
-                      miss, wpop, out + (n * Ho + oh) * Wo * Cout, Cout);
+                      miss, wpop, out + (n * Ho + oh) * Wo * Cout, Cout, sc,
+                      sc->k ? sc->k + (n * Ho + oh) * Wo : NULL);
         }
         free(patch);
         free(nvalid);
@@ -356,16 +370,22 @@ static PyObject *py_pack(PyObject *self, PyObject *args) {
 }
 
 static PyObject *py_conv(PyObject *self, PyObject *args) {
-    unsigned long long px, pw_, po;
+    unsigned long long px, pw_, po, pa = 0, pk = 0, pb = 0;
     long N, C, H, W, words, Cout, KH, KW, sh, sw, ph, pw, dh, dw, Ho, Wo;
     int threads, rc;
-    if (!PyArg_ParseTuple(args, "KKKlllllllllllllllli", &px, &pw_, &po, &N, &C, &H, &W,
+    if (!PyArg_ParseTuple(args, "KKKlllllllllllllllli|KKK", &px, &pw_, &po, &N, &C, &H, &W,
                           &words, &Cout, &KH, &KW, &sh, &sw, &ph, &pw, &dh, &dw, &Ho, &Wo,
-                          &threads))
+                          &threads, &pa, &pk, &pb))
         return NULL;
+    if ((pa == 0) != (pk == 0)) {
+        PyErr_SetString(PyExc_ValueError, "alpha and K come together");
+        return NULL;
+    }
+    scales sc = {(const float *)(uintptr_t)pa, (const float *)(uintptr_t)pk,
+                 (const float *)(uintptr_t)pb};
     Py_BEGIN_ALLOW_THREADS
     rc = binconv((const float *)(uintptr_t)px, (const uint64_t *)(uintptr_t)pw_,
-                 (int32_t *)(uintptr_t)po, N, C, H, W, words, Cout, KH, KW, sh, sw, ph, pw, dh,
+                 (int32_t *)(uintptr_t)po, &sc, N, C, H, W, words, Cout, KH, KW, sh, sw, ph, pw, dh,
                  dw, Ho, Wo, threads);
     Py_END_ALLOW_THREADS
     if (rc) return PyErr_NoMemory();
@@ -403,7 +423,8 @@ static PyMethodDef methods[] = {
     {"pack", py_pack, METH_VARARGS, "pack(x_ptr, out_ptr, rows, C, words, threads)"},
     {"conv", py_conv, METH_VARARGS, "conv(x_ptr (NCHW float), w_ptr, out_ptr, N, C, H, W, "
                                     "words, Cout, KH, KW, sh, sw, ph, pw, dh, dw, Ho, Wo, "
-                                    "threads)"},
+                                    "threads[, alpha_ptr, k_ptr, bias_ptr]): int32 counts, "
+                                    "or float counts·α·K (+ bias) with the scales"},
     {"simd", py_simd, METH_NOARGS, "the popcount path a call takes now: avx512, avx2 or scalar"},
     {"simd_paths", py_simd_paths, METH_NOARGS, "the popcount paths this CPU supports"},
     {"openmp", py_openmp, METH_NOARGS, "whether the kernel was built with OpenMP"},
