@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn as nn
 
 
 class FallThrough(Exception):
@@ -409,3 +410,33 @@ def rule_for(name: str):
     if rule is None and name in _BINARY:
         return _binary
     return rule
+
+
+# --- plain torch modules, answered without running their forward ----------------------------
+# A module rule is ``rule(counter, module, x)``: the op the module's own forward would make,
+# with the arguments its ``F.*`` call passes (so the row is the same), or None to run the
+# forward as usual. It saves the module's Python and the functional's dispatch, per layer.
+
+def _conv_module(counter, m, x):
+    if m.padding_mode != "zeros":
+        return None
+    return _conv(counter, f"conv{len(m.kernel_size)}d",
+                 (x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups), {})
+
+
+_BN_DIMS = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}
+
+
+def _bn_module(counter, m, x):
+    if m.training or x.dim() not in _BN_DIMS[type(m)]:
+        return None  # training updates buffers; a wrong rank raises in the module's forward
+    return _norm(counter, "batch_norm",
+                 (x, m.running_mean, m.running_var, m.weight, m.bias, False, 0.0, m.eps), {})
+
+
+MODULE_RULES = {
+    **dict.fromkeys((nn.Conv1d, nn.Conv2d, nn.Conv3d), _conv_module),
+    **dict.fromkeys(_BN_DIMS, _bn_module),
+    nn.ReLU: lambda counter, m, x: _elementwise(counter, "relu", (x,), {"inplace": m.inplace}),
+    nn.Linear: lambda counter, m, x: _linear(counter, "linear", (x, m.weight, m.bias), {}),
+}
