@@ -84,11 +84,10 @@ class ShapeCounter(TorchFunctionMode):
 
     def _scoped(self, name: str, module: nn.Module, forward):
         stack, io, kind = self._stack, self.module_io, type(module).__name__
-        # a plain torch layer is answered directly, unless a subclass watches every op or
-        # a parametrization computes the weight (its ops are counted)
+        # a plain torch layer (its exact class: not a subclass, nor a parametrized one) is
+        # answered directly, unless a tracer built on this one watches every op
         rule = MODULE_RULES.get(type(module)) \
-            if type(self).__torch_function__ is ShapeCounter.__torch_function__ \
-            and "parametrizations" not in module._modules else None
+            if type(self).__torch_function__ is ShapeCounter.__torch_function__ else None
 
         def forward_in_scope(*args, **kwargs):
             stack.append(name)
@@ -105,7 +104,7 @@ class ShapeCounter(TorchFunctionMode):
             finally:
                 stack.pop()
             with torch._C.DisableTorchFunction():  # numel() here is ours, not the model's
-                io[name] = (kind, _elems(args), _elems(out))
+                io[name] = (kind, _elems(args[0] if len(args) == 1 else args), _elems(out))
             return out
 
         return forward_in_scope
@@ -128,8 +127,11 @@ class ShapeCounter(TorchFunctionMode):
                other: int = 0, weights: int = 0, elem_size: int = 4) -> None:
         """One :class:`OpRow` for the op running now: ``inputs`` are the activations read,
         ``weights`` the parameter elements read, ``params`` those used for the first time."""
-        in_shapes = [tuple(t.shape) for t in inputs if isinstance(t, torch.Tensor)]
-        in_elems = sum(math.prod(s) for s in in_shapes)
+        in_shapes, in_elems = [], 0
+        for t in inputs:
+            if isinstance(t, torch.Tensor):
+                in_shapes.append(tuple(t.shape))
+                in_elems += t.numel()
         out_elems = math.prod(out_shape)
         self.rows.append(OpRow(
             name=self._stack[-1], op=op, kind=kind,

@@ -86,12 +86,21 @@ _NORMS = {"batch_norm", "layer_norm", "group_norm", "instance_norm", "local_resp
 
 
 def _conv_kind(weight_shape, groups: int, cin: int) -> str:
-    k = "x".join(str(s) for s in weight_shape[2:])
-    if groups > 1 and groups == cin and weight_shape[1] == 1:
-        return f"conv dw {k}"
-    if groups > 1:
-        return f"conv {k} grouped"
-    return f"conv {k}"
+    key = (tuple(weight_shape[1:]), groups, cin)
+    kind = _CONV_KINDS.get(key)
+    if kind is None:
+        k = "x".join(str(s) for s in weight_shape[2:])
+        if groups > 1 and groups == cin and weight_shape[1] == 1:
+            kind = f"conv dw {k}"
+        elif groups > 1:
+            kind = f"conv {k} grouped"
+        else:
+            kind = f"conv {k}"
+        _CONV_KINDS[key] = kind
+    return kind
+
+
+_CONV_KINDS: dict = {}  # (weight shape but the output channels, groups, in channels) -> kind
 
 
 def to_meta(x):
@@ -104,8 +113,11 @@ def to_meta(x):
     return x
 
 
+_META = torch.device("meta")
+
+
 def _empty(shape, like: torch.Tensor) -> torch.Tensor:
-    return torch.empty(shape, dtype=like.dtype, device="meta")
+    return torch.empty(shape, dtype=like.dtype, device=_META)
 
 
 def _arg(args, kwargs, i, key, default=None):
