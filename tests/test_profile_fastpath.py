@@ -75,6 +75,30 @@ def test_layers_answered_directly_give_their_functional_rows():
         (slow.params, slow.macs, slow.memory_access)
 
 
+class SlowReLU6(nn.ReLU6):
+    pass
+
+
+class SlowHardtanh(nn.Hardtanh):
+    pass
+
+
+class SlowMaxPool2d(nn.MaxPool2d):
+    pass
+
+
+def test_clamps_and_max_pooling_answered_directly_match_their_functional_rows():
+    def seq(relu6, hardtanh, pool):
+        return nn.Sequential(nn.Conv2d(2, 4, 1), relu6(inplace=True), pool(3, 2, 1, ceil_mode=True),
+                             hardtanh(-2.0, 2.0), pool(2))
+
+    fast = profile(seq(nn.ReLU6, nn.Hardtanh, nn.MaxPool2d), (2, 9, 9))
+    slow = profile(seq(SlowReLU6, SlowHardtanh, SlowMaxPool2d), (2, 9, 9))
+    assert [r.op for r in fast.rows] == ["conv2d", "hardtanh", "max_pool2d", "hardtanh",
+                                         "max_pool2d"]
+    assert rows(fast) == rows(slow)
+
+
 def test_forward_wrappers_are_removed_after_the_pass_and_after_an_error():
     model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
     own = model[1].forward = lambda x: x  # an instance forward of the user's own

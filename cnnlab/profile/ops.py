@@ -446,9 +446,22 @@ def _bn_module(counter, m, x):
                  (x, m.running_mean, m.running_var, m.weight, m.bias, False, 0.0, m.eps), {})
 
 
+def _hardtanh_module(counter, m, x):
+    return _elementwise(counter, "hardtanh", (x,),
+                        {"min_val": m.min_val, "max_val": m.max_val, "inplace": m.inplace})
+
+
+def _max_pool2d_module(counter, m, x):
+    return _pool(counter, "max_pool2d", (x, m.kernel_size),
+                 {"stride": m.stride, "padding": m.padding, "dilation": m.dilation,
+                  "ceil_mode": m.ceil_mode, "return_indices": m.return_indices})
+
+
 MODULE_RULES = {
     **dict.fromkeys((nn.Conv1d, nn.Conv2d, nn.Conv3d), _conv_module),
     **dict.fromkeys(_BN_DIMS, _bn_module),
     nn.ReLU: lambda counter, m, x: _elementwise(counter, "relu", (x,), {"inplace": m.inplace}),
+    **dict.fromkeys((nn.Hardtanh, nn.ReLU6), _hardtanh_module),
+    nn.MaxPool2d: _max_pool2d_module,
     nn.Linear: lambda counter, m, x: _linear(counter, "linear", (x, m.weight, m.bias), {}),
 }
