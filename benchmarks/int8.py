@@ -8,6 +8,12 @@ only (random weights, 3x224x224). Latencies: fp32 and int8 timed in turns, one t
 median of --runs.
 
     PYTHONPATH=. python benchmarks/int8.py [--epochs 2] [--runs 30] [--json out.json]
+    PYTHONPATH=. python benchmarks/int8.py --sweep [--runs 40] [--clock cpu]
+
+``--sweep`` asks why ResNet-20 gains less than ResNet-18: ResNet-20 (random weights, PTQ on
+random inputs) at batch 1 under each quantized backend and input size, then one 3x3
+convolution fp32 against int8 (x86) at ResNet-20's widths (16-64 channels, 2.4 M mult-adds)
+and at ResNet-18's (64-512 channels, 116 M).
 """
 
 from __future__ import annotations
@@ -27,17 +33,57 @@ from cnnlab.deploy.quant import quantize_ptq, quantize_qat, state_bytes
 from cnnlab.train import TrainConfig, evaluate, train
 
 
-def latency(fp32, int8, size, runs):
+def latency(fp32, int8, size, runs, clock=time.perf_counter, x8=None):
+    """Median ms of ``fp32`` and ``int8`` at batch 1, in turns (``x8``: the int8 model's own
+    input, for a quantized layer without a quantize step)."""
     x = torch.randn(1, *size)
 
-    def run(m):
+    def run(m, inp):
         def f():
             with torch.inference_mode():
-                m(x)
+                m(inp)
         return f
 
-    t = alternate({"fp32": run(fp32), "int8": run(int8)}, warmup=5, runs=runs)
+    t = alternate({"fp32": run(fp32, x), "int8": run(int8, x if x8 is None else x8)}, warmup=5,
+                  runs=runs, clock=clock)
     return summarize(t["fp32"])[0], summarize(t["int8"])[0]
+
+
+def backend_sweep(runs, clock):
+    """ResNet-20 at batch 1: fp32 against int8 per quantized backend and input size."""
+    print(f"{'model':10} {'input':9} {'backend':8} {'ms fp32':>8} {'ms int8':>8} {'speed-up':>8}")
+    for chans, px, backend in [(1, 28, "x86"), (1, 28, "fbgemm"), (1, 28, "onednn"),
+                               (1, 28, "qnnpack"), (3, 32, "x86"), (3, 32, "fbgemm"),
+                               (3, 64, "x86"), (3, 128, "x86")]:
+        if backend not in torch.backends.quantized.supported_engines:
+            continue
+        torch.manual_seed(0)
+        fp32 = cnnlab.create_model("resnet20", num_classes=10, in_chans=chans).eval()
+        size = (chans, px, px)
+        q = quantize_ptq(fp32, [torch.randn(16, *size)], backend=backend)
+        a, b = latency(fp32, q.model, size, runs, clock)
+        print(f"{'resnet20':10} {'x'.join(map(str, size)):9} {backend:8} {a:8.2f} {b:8.2f} "
+              f"{a / b:7.2f}x", flush=True)
+
+
+def layer_sweep(runs, clock):
+    """One 3x3 convolution (stride 1, pad 1, batch 1) in fp32 and in int8 (x86)."""
+    import torch.ao.nn.quantized as nnq
+
+    torch.backends.quantized.engine = "x86"
+    print(f"{'channels':>8} {'map':>5} {'M mult-adds':>11} {'us fp32':>8} {'us int8':>8} "
+          f"{'speed-up':>8}")
+    for c, px in [(16, 32), (32, 16), (64, 8), (64, 56), (128, 28), (256, 14), (512, 7)]:
+        conv = torch.nn.Conv2d(c, c, 3, padding=1).eval()
+        q = nnq.Conv2d(c, c, 3, padding=1)
+        w = torch.quantize_per_channel(conv.weight.detach(), torch.full((c,), 0.01),
+                                       torch.zeros(c, dtype=torch.long), 0, torch.qint8)
+        q.set_weight_bias(w, conv.bias.detach())
+        q.scale, q.zero_point = 0.05, 64
+        x8 = torch.quantize_per_tensor(torch.randn(1, c, px, px), 0.05, 64, torch.quint8)
+        a, b = (1000 * ms for ms in latency(conv, q, (c, px, px), runs, clock, x8=x8))
+        print(f"{c:8d} {px:5d} {c * c * 9 * px * px / 1e6:11.1f} {a:8.0f} {b:8.0f} "
+              f"{a / b:7.2f}x", flush=True)
 
 
 def trained_row(name, split, size, epochs, runs):
@@ -81,9 +127,19 @@ def main():
     ap.add_argument("--epochs", type=float, default=2)
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--json")
+    ap.add_argument("--sweep", action="store_true", help="backends, input sizes, layer widths")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: this process's CPU time (leaves out a crowded machine's waits)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
+    if args.sweep:
+        clock = time.process_time if args.clock == "cpu" else time.perf_counter
+        with torch.inference_mode():
+            backend_sweep(args.runs, clock)
+            print()
+            layer_sweep(args.runs, clock)
+        return
     raw = load_dataset("mnist:data/mnist", val_split=2000, seed=0)
     rows = []
     for name in ("lenet5_caffe", "resnet20"):

@@ -1,115 +1,177 @@
-"""Our implementations against torchvision's (and timm's) on the same architectures.
+"""Our implementations against torchvision's and timm's, and our profiler against fvcore.
 
-Batch-1 and batch-8 CPU latency, alternating ours and theirs in one run (random weights, eval
-mode, inference_mode), as the ratio theirs / ours (above 1: ours is faster) and the geometric
-mean of the ratios. Goal (issue 19): geometric mean >= 0.97 at batch 1 and 8.
+1. Latency: for each pair that ``tools/peer_parity.py`` proves to be the same network (the
+   peer's weights load into ours and give the same outputs), batch-1 and batch-8 CPU latency,
+   ours and theirs timed in turns in one run (random weights, eval mode, inference_mode), as
+   the ratio theirs / ours (above 1: ours is faster) and the geometric mean of the ratios.
+   Goal (issue 19): geometric mean >= 0.97 at batch 1 and at batch 8.
+2. ``--profiler``: the time ``cnnlab.profile`` takes to count ten torchvision models against
+   fvcore's ``FlopCountAnalysis`` on the same built model (fvcore traces with a real input:
+   it cannot run on meta), and ours building the model on meta first. Goal (issue 19):
+   >= 50x overall on built models, >= 25x including our build.
 
-torchvision and timm are never cnnlab dependencies: install them in a separate environment
-(``python -m venv /tmp/peers && /tmp/peers/bin/pip install torch torchvision timm`` plus
-cnnlab's own requirements) and run this script there:
+torchvision, timm and fvcore are never cnnlab dependencies: install them in a separate
+environment (torchvision needs the torch build it was made for) with cnnlab's own
+requirements, and run this script there:
 
-    PYTHONPATH=. /tmp/peers/bin/python benchmarks/peers.py [--threads 1] [--runs 20]
+    python -m venv /tmp/peers && /tmp/peers/bin/pip install torch torchvision timm fvcore \\
+        numpy safetensors tqdm
+    PYTHONPATH=. /tmp/peers/bin/python benchmarks/peers.py [MODEL ...] [--batches 1,8]
+    PYTHONPATH=. /tmp/peers/bin/python benchmarks/peers.py --profiler
 
-Without them it says so and exits with code 2.
+``--clock cpu`` times this process's CPU time instead of wall time (one thread): on a shared
+machine it leaves out the time other processes held the cores. Without the peers it says so
+and exits with code 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
+import statistics
 import sys
+import time
+from pathlib import Path
 
-# cnnlab name -> (library, constructor name, input size)
-PAIRS = {
-    "alexnet": ("torchvision", "alexnet", 224),
-    "vgg16": ("torchvision", "vgg16", 224),
-    "vgg16_bn": ("torchvision", "vgg16_bn", 224),
-    "googlenet": ("torchvision", "googlenet", 224),
-    "inception_v3": ("torchvision", "inception_v3", 299),
-    "resnet18": ("torchvision", "resnet18", 224),
-    "resnet50": ("torchvision", "resnet50", 224),
-    "resnext50_32x4d": ("torchvision", "resnext50_32x4d", 224),
-    "wrn_28_10": ("timm", "wide_resnet50_2", 224),  # different depth: listed for scale only
-    "densenet121": ("torchvision", "densenet121", 224),
-    "squeezenet1_0": ("torchvision", "squeezenet1_0", 224),
-    "squeezenet1_1": ("torchvision", "squeezenet1_1", 224),
-    "mobilenet_v2": ("torchvision", "mobilenet_v2", 224),
-    "shufflenet_v2_x1_0": ("torchvision", "shufflenet_v2_x1_0", 224),
-    "efficientnet_b0": ("torchvision", "efficientnet_b0", 224),
-    "xception": ("timm", "legacy_xception", 299),
-    "inception_resnet_v2": ("timm", "inception_resnet_v2", 299),
-    "nasnet_a_large": ("timm", "nasnetalarge", 331),
-}
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.append(str(ROOT))  # for tools/; PYTHONPATH picks the cnnlab to test
+
+from tools.peer_parity import PAIRS, peer_model  # noqa: E402  (the pairs proven equal)
+
+# ten torchvision models for the profiler comparison (input 224, inception_v3 299)
+PROFILED = ["alexnet", "vgg16", "googlenet", "inception_v3", "resnet18", "resnet50",
+            "densenet121", "squeezenet1_1", "mobilenet_v2", "shufflenet_v2_x1_0"]
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def peer_libraries() -> dict:
-    libs = {}
-    try:
-        import torchvision.models as tvm
+def compare(contenders: dict, args) -> dict[str, float]:
+    """Median milliseconds per call of each contender, timed in turns."""
+    from cnnlab.deploy.bench import alternate
 
-        libs["torchvision"] = lambda n: getattr(tvm, n)(weights=None, **(
-            {"aux_logits": False, "init_weights": False} if n in ("googlenet", "inception_v3")
-            else {}))
-    except ImportError:
-        pass
-    try:
-        import timm
+    times = alternate(contenders, warmup=args.warmup, runs=args.runs, clock=CLOCKS[args.clock])
+    return {k: 1000 * statistics.median(v) for k, v in times.items()}
 
-        libs["timm"] = lambda n: timm.create_model(n, pretrained=False)
-    except ImportError:
-        pass
-    return libs
+
+def geomean(xs) -> float:
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
+
+
+def forward(model, x):
+    import torch
+
+    def run():
+        with torch.inference_mode():
+            model(x)
+
+    return run
+
+
+def latency(args) -> None:
+    import torch
+
+    import cnnlab
+
+    batches = [int(b) for b in args.batches.split(",")]
+    ratios = {b: [] for b in batches}
+    print(f"{'cnnlab':20} {'peer':30} {'px':>4} {'batch':>5} {'ours ms':>9} {'theirs ms':>9} "
+          f"{'theirs/ours':>11}")
+    for name, kwargs, release, lib, peer, peer_kwargs, size in PAIRS:
+        if args.models and name not in args.models and peer not in args.models:
+            continue
+        if importlib.util.find_spec(lib) is None:
+            print(f"{name:20} {lib + '.' + peer:30} (not installed)")
+            continue
+        torch.manual_seed(0)
+        ours = cnnlab.create_model(name, release=release, **kwargs).eval()
+        theirs = peer_model(lib, peer, peer_kwargs).eval()
+        for b in batches:
+            x = torch.randn(b, 3, size, size)
+            ms = compare({"ours": forward(ours, x), "theirs": forward(theirs, x)}, args)
+            r = ms["theirs"] / ms["ours"]
+            ratios[b].append(r)
+            print(f"{name:20} {lib + '.' + peer:30} {size:4d} {b:5d} {ms['ours']:9.2f} "
+                  f"{ms['theirs']:9.2f} {r:10.2f}x", flush=True)
+    for b, rs in ratios.items():
+        if rs:
+            print(f"batch {b}: geometric mean of theirs/ours over {len(rs)} pairs: "
+                  f"{geomean(rs):.3f} (goal >= 0.97)")
+
+
+def _fvcore_count(model, x) -> float:
+    import fvcore.nn
+
+    a = fvcore.nn.FlopCountAnalysis(model, x)
+    a.unsupported_ops_warnings(False)
+    a.uncalled_modules_warnings(False)
+    return a.total()
+
+
+def profiler_speed(args) -> None:
+    import torch
+    import torchvision.models as tvm
+
+    import cnnlab
+    from cnnlab.profile.profiler import skip_init
+
+    def build(name):
+        extra = {"aux_logits": False, "init_weights": False} \
+            if name in ("googlenet", "inception_v3") else {}
+        return getattr(tvm, name)(weights=None, **extra).eval()
+
+    def build_on_meta(name):
+        with torch.device("meta"), skip_init():
+            return build(name)
+
+    totals = dict.fromkeys(("ours", "ours_build", "fvcore", "fvcore_build"), 0.0)
+    print(f"{'torchvision model':20} {'ops':>5} {'mult-adds':>10} {'fvcore':>10} {'ours ms':>8} "
+          f"{'+build':>8} {'fvcore ms':>9} {'+build':>8} {'built':>7} {'w/ ours':>8} "
+          f"{'w/ both':>8}")
+    for name in args.models or PROFILED:
+        size = (3, 299, 299) if name == "inception_v3" else (3, 224, 224)
+        model = build(name)
+        x = torch.zeros(1, *size)
+        prof = cnnlab.profile(model, size)
+        flops = _fvcore_count(model, x)
+        ms = compare({"ours": lambda m=model, s=size: cnnlab.profile(m, s),
+                      "ours_build": lambda n=name, s=size: cnnlab.profile(build_on_meta(n), s),
+                      "fvcore": lambda m=model, x=x: _fvcore_count(m, x),
+                      "fvcore_build": lambda n=name, x=x: _fvcore_count(build(n), x)}, args)
+        for k in totals:
+            totals[k] += ms[k]
+        print(f"{name:20} {len(prof.rows):5d} {prof.macs / 1e9:9.2f}G {flops / 1e9:9.2f}G "
+              f"{ms['ours']:8.2f} {ms['ours_build']:8.2f} {ms['fvcore']:9.1f} "
+              f"{ms['fvcore_build']:8.1f} {ms['fvcore'] / ms['ours']:6.1f}x "
+              f"{ms['fvcore'] / ms['ours_build']:7.1f}x "
+              f"{ms['fvcore_build'] / ms['ours_build']:7.1f}x", flush=True)
+    t = totals
+    print(f"overall fvcore / ours: {t['fvcore'] / t['ours']:.1f}x counting built models (goal "
+          f">= 50x); with the build (goal >= 25x): {t['fvcore'] / t['ours_build']:.1f}x when "
+          f"only ours builds (on meta), {t['fvcore_build'] / t['ours_build']:.1f}x when fvcore "
+          f"builds its CPU model too")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("models", nargs="*", help="subset (cnnlab or peer names; default: all)")
+    ap.add_argument("--profiler", action="store_true", help="cnnlab.profile against fvcore")
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--runs", type=int, default=20)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batches", default="1,8")
-    ap.add_argument("models", nargs="*", help="subset of the pairs (default: all)")
+    ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     args = ap.parse_args(argv)
-    libs = peer_libraries()
-    if not libs:
-        print("peers.py: neither torchvision nor timm is installed here; they are not cnnlab "
+    need = ["torchvision", "fvcore"] if args.profiler else ["torchvision", "timm"]
+    missing = [m for m in need if importlib.util.find_spec(m) is None]
+    if len(missing) == len(need) or (args.profiler and missing):
+        print(f"peers.py: {' and '.join(missing)} not installed here; they are not cnnlab "
               "dependencies: run this script in a separate venv (see its docstring)",
               file=sys.stderr)
         return 2
     import torch
 
-    import cnnlab
-    from cnnlab.deploy.bench import alternate, summarize
-
     torch.set_num_threads(args.threads)
-    batches = [int(b) for b in args.batches.split(",")]
-    ratios = {b: [] for b in batches}
-    print(f"{'model':22} {'peer':28} {'batch':>5} {'ours ms':>9} {'theirs ms':>9} "
-          f"{'theirs/ours':>11}")
-    for name in args.models or PAIRS:
-        lib, peer, side = PAIRS[name]
-        if lib not in libs:
-            print(f"{name:22} {lib + ':' + peer:28} (not installed)")
-            continue
-        ours, theirs = cnnlab.create_model(name).eval(), libs[lib](peer).eval()
-        for b in batches:
-            x = torch.randn(b, 3, side, side)
-
-            def run(m, x=x):
-                def f():
-                    with torch.inference_mode():
-                        m(x)
-                return f
-
-            t = alternate({"ours": run(ours), "theirs": run(theirs)}, warmup=3,
-                          runs=args.runs)
-            o, th = summarize(t["ours"])[0], summarize(t["theirs"])[0]
-            ratios[b].append(th / o)
-            print(f"{name:22} {lib + ':' + peer:28} {b:5d} {o:9.2f} {th:9.2f} "
-                  f"{th / o:10.2f}x", flush=True)
-    for b, rs in ratios.items():
-        if rs:
-            g = math.exp(sum(math.log(r) for r in rs) / len(rs))
-            print(f"batch {b}: geometric mean of theirs/ours over {len(rs)} models: {g:.3f} "
-                  f"(goal >= 0.97)")
+    (profiler_speed if args.profiler else latency)(args)
     return 0
 
 

@@ -60,3 +60,10 @@ def test_bad_configurations_are_refused(opts, message):
         opts = {**opts, "int8": True}
     with pytest.raises(ValueError, match=message):
         check_options(**opts)
+
+
+def test_alternate_reads_the_clock_it_is_given():
+    ticks = iter(range(100))
+    t = alternate({"a": lambda: None, "b": lambda: None}, warmup=1, runs=2,
+                  clock=lambda: 3 * next(ticks))
+    assert t == {"a": [3, 3], "b": [3, 3]}

@@ -81,3 +81,17 @@ def test_fuse_leaves_the_model_untouched_and_folds_into_a_biased_conv():
         fused.fused_pairs[0][1]), nn.Identity)
     conv = fused.get_submodule(fused.fused_pairs[0][0])
     assert conv.bias is not None
+
+
+def test_model_fuse_folds_in_place_and_returns_the_model():
+    m = cnnlab.create_model("resnet20", num_classes=10)
+    _random_bn_statistics(m, torch.Generator().manual_seed(2))
+    m.eval()
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = m(x)
+        assert m.fuse() is m
+        got = m(x)
+    assert not m.training and m.fused_pairs
+    assert not any(isinstance(v, nn.BatchNorm2d) for v in m.modules())
+    assert ((got - ref).abs().max() / ref.abs().max()) <= 1e-5

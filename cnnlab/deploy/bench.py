@@ -57,9 +57,11 @@ def summarize(times_s: list[float]) -> tuple[float, float, float]:
 
 
 def alternate(runners: dict[str, callable], *, warmup: int = 3, runs: int = 20,
-              sync=lambda: None) -> dict[str, list[float]]:
+              sync=lambda: None, clock=time.perf_counter) -> dict[str, list[float]]:
     """Seconds per call of each runner, timed in turns (a, b, a, b, …) so that a slow spell
-    of a shared machine hits every contender alike."""
+    of a shared machine hits every contender alike. ``clock=time.process_time`` counts this
+    process's CPU time instead of wall time: on a crowded machine it leaves out the time
+    other processes held the cores (single-threaded runs only)."""
     for fn in runners.values():
         for _ in range(warmup):
             fn()
@@ -67,10 +69,10 @@ def alternate(runners: dict[str, callable], *, warmup: int = 3, runs: int = 20,
     times: dict[str, list[float]] = {k: [] for k in runners}
     for _ in range(runs):
         for k, fn in runners.items():
-            t0 = time.perf_counter()
+            t0 = clock()
             fn()
             sync()
-            times[k].append(time.perf_counter() - t0)
+            times[k].append(clock() - t0)
     return times
 
 

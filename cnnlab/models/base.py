@@ -183,6 +183,14 @@ class ConvNet(nn.Module):
         self.check_input(x)
         return self.forward_head(self.forward_features(x))
 
+    def fuse(self, input_size=None) -> ConvNet:
+        """Fold every BatchNorm that directly follows a convolution into it, in place, and
+        switch to eval mode (``cnnlab.deploy.fuse_bn``; the model file knows nothing of it).
+        Returns ``self``; the folded pairs are in ``self.fused_pairs``."""
+        from cnnlab.deploy.fuse import fuse_bn
+
+        return fuse_bn(self, input_size, inplace=True)
+
     def fc_layers_as_conv(self) -> nn.Sequential | None:
         """The fully connected head cast as convolutions (VGG Sec. 3.2, FCN Sec. 3.1): "the
         first FC layer [becomes] a 7×7 conv. layer, the last two FC layers 1×1 conv. layers".

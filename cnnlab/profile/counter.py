@@ -19,7 +19,14 @@ import torch
 import torch.nn as nn
 from torch.overrides import TorchFunctionMode
 
-from cnnlab.profile.ops import _ACTIVATIONS, METADATA, FallThrough, rule_for, to_meta  # noqa: F401
+from cnnlab.profile.ops import (  # noqa: F401
+    _ACTIVATIONS,
+    METADATA,
+    MODULE_RULES,
+    FallThrough,
+    rule_for,
+    to_meta,
+)
 
 # tracers built on ShapeCounter import the op-name sets from here, by these names
 _METADATA = METADATA
@@ -48,38 +55,59 @@ class ShapeCounter(TorchFunctionMode):
         super().__init__()
         self.rows: list[OpRow] = []
         self.module_io: dict[str, tuple[str, int, int]] = {}
-        self._names = {id(m): n for n, m in model.named_modules()}
-        self._params = {id(p) for p in model.parameters()}
+        self.modules_by_name = list(model.named_modules())
+        # model.parameters() in one pass over the modules already listed (no second walk)
+        self.parameters = list({id(p): p for _, m in self.modules_by_name
+                                for p in m._parameters.values() if p is not None}.values())
+        self._params = {id(p) for p in self.parameters}
         self._seen_params: set[int] = set()
         self._stack: list[str] = [""]
-        self._hooks = []
 
     # --- module attribution -------------------------------------------------------------
+    # Each module's forward is wrapped for the pass (an instance attribute, removed on exit):
+    # global module hooks would send every module call down nn.Module's slow path.
     def __enter__(self):
-        names = self._names
-
-        def pre(module, args):
-            name = names.get(id(module))
-            if name is not None:
-                self._stack.append(name)
-
-        def post(module, args, out):
-            name = names.get(id(module))
-            if name is not None and self._stack[-1] == name:
-                self._stack.pop()
-                with torch._C.DisableTorchFunction():  # numel() here is ours, not the model's
-                    self.module_io[name] = (type(module).__name__, _elems(args), _elems(out))
-
-        self._hooks = [
-            nn.modules.module.register_module_forward_pre_hook(pre),
-            nn.modules.module.register_module_forward_hook(post),
-        ]
+        self._saved = []
+        for name, m in self.modules_by_name:
+            own = m.__dict__.get("forward")
+            self._saved.append((m, own))
+            m.__dict__["forward"] = self._scoped(name, m, own or m.forward)
         return super().__enter__()
 
     def __exit__(self, *exc):
-        for h in self._hooks:
-            h.remove()
+        for m, own in self._saved:
+            if own is None:
+                m.__dict__.pop("forward", None)
+            else:
+                m.__dict__["forward"] = own
         return super().__exit__(*exc)
+
+    def _scoped(self, name: str, module: nn.Module, forward):
+        stack, io, kind = self._stack, self.module_io, type(module).__name__
+        # a plain torch layer (its exact class: not a subclass, nor a parametrized one) is
+        # answered directly, unless a tracer built on this one watches every op
+        rule = MODULE_RULES.get(type(module)) \
+            if type(self).__torch_function__ is ShapeCounter.__torch_function__ else None
+
+        def forward_in_scope(*args, **kwargs):
+            stack.append(name)
+            try:
+                out = None
+                if rule is not None and len(args) == 1 and not kwargs:
+                    with torch._C.DisableTorchFunction():  # as inside __torch_function__
+                        try:
+                            out = rule(self, module, args[0])
+                        except FallThrough:
+                            pass
+                if out is None:
+                    out = forward(*args, **kwargs)
+            finally:
+                stack.pop()
+            with torch._C.DisableTorchFunction():  # numel() here is ours, not the model's
+                io[name] = (kind, _elems(args[0] if len(args) == 1 else args), _elems(out))
+            return out
+
+        return forward_in_scope
 
     # --- ops -------------------------------------------------------------------------------
     def new_params(self, *tensors) -> int:
@@ -99,8 +127,11 @@ class ShapeCounter(TorchFunctionMode):
                other: int = 0, weights: int = 0, elem_size: int = 4) -> None:
         """One :class:`OpRow` for the op running now: ``inputs`` are the activations read,
         ``weights`` the parameter elements read, ``params`` those used for the first time."""
-        in_shapes = [tuple(t.shape) for t in inputs if isinstance(t, torch.Tensor)]
-        in_elems = sum(math.prod(s) for s in in_shapes)
+        in_shapes, in_elems = [], 0
+        for t in inputs:
+            if isinstance(t, torch.Tensor):
+                in_shapes.append(tuple(t.shape))
+                in_elems += t.numel()
         out_elems = math.prod(out_shape)
         self.rows.append(OpRow(
             name=self._stack[-1], op=op, kind=kind,
@@ -119,10 +150,12 @@ class ShapeCounter(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        name = getattr(func, "__name__", "")
-        if name in METADATA:
+        try:
+            rule, name = _RULES[func]
+        except (KeyError, TypeError):
+            rule, name = _rule_of(func)
+        if rule is _METADATA_QUERY:
             return func(*args, **kwargs)
-        rule = rule_for(name)
         if rule is not None:
             try:
                 out = rule(self, name, args, kwargs)
@@ -131,6 +164,24 @@ class ShapeCounter(TorchFunctionMode):
             if out is not None:
                 return out
         return func(*to_meta(args), **to_meta(kwargs))
+
+
+def _METADATA_QUERY():  # marks a metadata query in _RULES
+    pass
+
+
+# torch function -> (its rule, _METADATA_QUERY or None for the meta kernel; its name)
+_RULES: dict = {}
+
+
+def _rule_of(func) -> tuple:
+    name = getattr(func, "__name__", "")
+    entry = (_METADATA_QUERY if name in METADATA else rule_for(name), name)
+    try:
+        _RULES[func] = entry
+    except TypeError:  # an unhashable callable: looked up by name every time
+        pass
+    return entry
 
 
 def _elems(x) -> int:

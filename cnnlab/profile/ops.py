@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn as nn
 
 
 class FallThrough(Exception):
@@ -85,12 +86,21 @@ _NORMS = {"batch_norm", "layer_norm", "group_norm", "instance_norm", "local_resp
 
 
 def _conv_kind(weight_shape, groups: int, cin: int) -> str:
-    k = "x".join(str(s) for s in weight_shape[2:])
-    if groups > 1 and groups == cin and weight_shape[1] == 1:
-        return f"conv dw {k}"
-    if groups > 1:
-        return f"conv {k} grouped"
-    return f"conv {k}"
+    key = (tuple(weight_shape[1:]), groups, cin)
+    kind = _CONV_KINDS.get(key)
+    if kind is None:
+        k = "x".join(str(s) for s in weight_shape[2:])
+        if groups > 1 and groups == cin and weight_shape[1] == 1:
+            kind = f"conv dw {k}"
+        elif groups > 1:
+            kind = f"conv {k} grouped"
+        else:
+            kind = f"conv {k}"
+        _CONV_KINDS[key] = kind
+    return kind
+
+
+_CONV_KINDS: dict = {}  # (weight shape but the output channels, groups, in channels) -> kind
 
 
 def to_meta(x):
@@ -103,8 +113,11 @@ def to_meta(x):
     return x
 
 
+_META = torch.device("meta")
+
+
 def _empty(shape, like: torch.Tensor) -> torch.Tensor:
-    return torch.empty(shape, dtype=like.dtype, device="meta")
+    return torch.empty(shape, dtype=like.dtype, device=_META)
 
 
 def _arg(args, kwargs, i, key, default=None):
@@ -409,3 +422,46 @@ def rule_for(name: str):
     if rule is None and name in _BINARY:
         return _binary
     return rule
+
+
+# --- plain torch modules, answered without running their forward ----------------------------
+# A module rule is ``rule(counter, module, x)``: the op the module's own forward would make,
+# with the arguments its ``F.*`` call passes (so the row is the same), or None to run the
+# forward as usual. It saves the module's Python and the functional's dispatch, per layer.
+
+def _conv_module(counter, m, x):
+    if m.padding_mode != "zeros":
+        return None
+    return _conv(counter, f"conv{len(m.kernel_size)}d",
+                 (x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups), {})
+
+
+_BN_DIMS = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}
+
+
+def _bn_module(counter, m, x):
+    if m.training or x.dim() not in _BN_DIMS[type(m)]:
+        return None  # training updates buffers; a wrong rank raises in the module's forward
+    return _norm(counter, "batch_norm",
+                 (x, m.running_mean, m.running_var, m.weight, m.bias, False, 0.0, m.eps), {})
+
+
+def _hardtanh_module(counter, m, x):
+    return _elementwise(counter, "hardtanh", (x,),
+                        {"min_val": m.min_val, "max_val": m.max_val, "inplace": m.inplace})
+
+
+def _max_pool2d_module(counter, m, x):
+    return _pool(counter, "max_pool2d", (x, m.kernel_size),
+                 {"stride": m.stride, "padding": m.padding, "dilation": m.dilation,
+                  "ceil_mode": m.ceil_mode, "return_indices": m.return_indices})
+
+
+MODULE_RULES = {
+    **dict.fromkeys((nn.Conv1d, nn.Conv2d, nn.Conv3d), _conv_module),
+    **dict.fromkeys(_BN_DIMS, _bn_module),
+    nn.ReLU: lambda counter, m, x: _elementwise(counter, "relu", (x,), {"inplace": m.inplace}),
+    **dict.fromkeys((nn.Hardtanh, nn.ReLU6), _hardtanh_module),
+    nn.MaxPool2d: _max_pool2d_module,
+    nn.Linear: lambda counter, m, x: _linear(counter, "linear", (x, m.weight, m.bias), {}),
+}

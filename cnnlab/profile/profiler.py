@@ -156,15 +156,9 @@ class Profile:
         return d
 
 
-def _count_params(model: nn.Module) -> tuple[int, int]:
-    seen, total, trainable = set(), 0, 0
-    for p in model.parameters():
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        total += p.numel()
-        trainable += p.numel() if p.requires_grad else 0
-    return total, trainable
+def _count_params(params) -> tuple[int, int]:
+    """Elements of ``params`` (distinct tensors), all and trainable."""
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
 
 
 def profile(
@@ -204,9 +198,12 @@ def profile(
         raise ValueError(f"input size must be positive, got {input_size}")
 
     was_training = model.training
-    model.eval()
     x = torch.empty((batch_size, *input_size), device="meta")
     counter = ShapeCounter(model)
+    # train() visits every module: skip it (and its undoing) for a model already in eval mode
+    switch = was_training or any(m.training for _, m in counter.modules_by_name)
+    if switch:
+        model.eval()
     try:
         with torch.no_grad(), counter:
             model(x)
@@ -214,14 +211,15 @@ def profile(
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ValueError(f"{name} cannot run on input {input_size}: {msg}") from e
     finally:
-        model.train(was_training)
+        if switch:
+            model.train(was_training)
 
     rows = counter.rows
     other: dict[str, int] = defaultdict(int)
     for r in rows:
         if r.other_ops:
             other[r.kind] += r.other_ops
-    total, trainable = _count_params(model)
+    total, trainable = _count_params(counter.parameters)
     prof = Profile(
         model=name, input_size=input_size, params=total, trainable_params=trainable,
         macs=sum(r.macs for r in rows), other_ops=dict(other),

@@ -1,0 +1,110 @@
+"""The profiler answers plain torch layers without running their forward: the rows must be
+the ones their functional calls give, and the model must come back as it was."""
+
+import dataclasses
+
+import pytest
+import torch
+import torch.nn as nn
+
+from cnnlab import profile
+
+
+# subclasses run their (inherited) forward: the reference path through __torch_function__
+class SlowConv1d(nn.Conv1d):
+    pass
+
+
+class SlowConv2d(nn.Conv2d):
+    pass
+
+
+class SlowBN1d(nn.BatchNorm1d):
+    pass
+
+
+class SlowBN2d(nn.BatchNorm2d):
+    pass
+
+
+class SlowReLU(nn.ReLU):
+    pass
+
+
+class SlowLinear(nn.Linear):
+    pass
+
+
+def net(conv2d, conv1d, bn2d, bn1d, relu, linear):
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.c1 = conv2d(3, 8, 3, stride=2, padding=1, bias=False)
+            self.b1 = bn2d(8)
+            self.r1 = relu(inplace=True)
+            self.c2 = conv2d(8, 8, 3, padding="same", groups=8)
+            self.b2 = bn2d(8, affine=False, track_running_stats=False)
+            self.r2 = relu()
+            self.c3 = conv1d(8, 4, 3, dilation=2)
+            self.b3 = bn1d(4)
+            self.fc = linear(4 * 12, 10)
+            self.b4 = bn1d(10)
+
+        def forward(self, x):
+            x = self.r2(self.b2(self.c2(self.r1(self.b1(self.c1(x))))))
+            x = self.b3(self.c3(x.flatten(2)))  # (1, 8, 16) -> (1, 4, 12)
+            return self.b4(self.fc(x.flatten(1)))
+
+    return Net()
+
+
+def rows(p):
+    return [dataclasses.astuple(r) for r in p.rows]
+
+
+def test_layers_answered_directly_give_their_functional_rows():
+    fast = profile(net(nn.Conv2d, nn.Conv1d, nn.BatchNorm2d, nn.BatchNorm1d, nn.ReLU,
+                       nn.Linear), (3, 8, 8))
+    slow = profile(net(SlowConv2d, SlowConv1d, SlowBN2d, SlowBN1d, SlowReLU, SlowLinear),
+                   (3, 8, 8))
+    assert [r.name for r in fast.rows] == ["c1", "b1", "r1", "c2", "b2", "r2", "c3", "b3",
+                                           "fc", "b4"]
+    assert rows(fast) == rows(slow)
+    assert [v[1:] for v in fast.module_io.values()] == [v[1:] for v in slow.module_io.values()]
+    assert (fast.params, fast.macs, fast.memory_access) == \
+        (slow.params, slow.macs, slow.memory_access)
+
+
+class SlowReLU6(nn.ReLU6):
+    pass
+
+
+class SlowHardtanh(nn.Hardtanh):
+    pass
+
+
+class SlowMaxPool2d(nn.MaxPool2d):
+    pass
+
+
+def test_clamps_and_max_pooling_answered_directly_match_their_functional_rows():
+    def seq(relu6, hardtanh, pool):
+        return nn.Sequential(nn.Conv2d(2, 4, 1), relu6(inplace=True), pool(3, 2, 1, ceil_mode=True),
+                             hardtanh(-2.0, 2.0), pool(2))
+
+    fast = profile(seq(nn.ReLU6, nn.Hardtanh, nn.MaxPool2d), (2, 9, 9))
+    slow = profile(seq(SlowReLU6, SlowHardtanh, SlowMaxPool2d), (2, 9, 9))
+    assert [r.op for r in fast.rows] == ["conv2d", "hardtanh", "max_pool2d", "hardtanh",
+                                         "max_pool2d"]
+    assert rows(fast) == rows(slow)
+
+
+def test_forward_wrappers_are_removed_after_the_pass_and_after_an_error():
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU())
+    own = model[1].forward = lambda x: x  # an instance forward of the user's own
+    profile(model, (1, 5, 5))
+    with pytest.raises(ValueError, match="too small"):
+        profile(model, (1, 2, 2))
+    assert "forward" not in model.__dict__ and "forward" not in model[0].__dict__
+    assert model[1].__dict__["forward"] is own
+    assert torch.equal(model(torch.ones(1, 1, 3, 3)), model[0](torch.ones(1, 1, 3, 3)))
