@@ -7,8 +7,8 @@ import torch
 import torch.nn as nn
 
 import cnnlab
-from cnnlab.deploy.fuse import find_conv_bn, fuse_bn
 from cnnlab.deploy.sizes import random_model, representatives, small_input_size
+from cnnlab.layers.fuse import find_conv_bn, fuse_bn
 from cnnlab.profile import build_on_meta
 
 

@@ -4,6 +4,6 @@ onnxruntime, latency benchmarks and an energy estimate (Horowitz 2014).
 Submodules import their optional dependencies (onnx, onnxruntime) on first use.
 """
 
-from cnnlab.deploy.fuse import find_conv_bn, fuse_bn
+from cnnlab.layers.fuse import find_conv_bn, fuse_bn
 
 __all__ = ["find_conv_bn", "fuse_bn"]

@@ -117,7 +117,7 @@ def make_runner(model: nn.Module, input_size, batch: int, *, backend: str = "tor
     model = model.eval()
     notes = []
     if fuse_bn and not int8:  # FX int8 folds BN itself
-        from cnnlab.deploy.fuse import fuse_bn as fold
+        from cnnlab.layers.fuse import fuse_bn as fold
 
         model = fold(model, tuple(input_size))
         notes.append(f"{len(model.fused_pairs)} BN folded")

@@ -43,7 +43,7 @@ def export_onnx(model: nn.Module, path, input_size: tuple[int, ...], *, opset: i
     output; the file is only written (atomically) if the maximum relative difference
     (max |ort − torch| / max |torch|) is at most ``rtol``, and, with a dynamic batch, a batch
     of another size runs too. ``fuse_bn=True`` folds every BN that follows a convolution
-    first (:func:`cnnlab.deploy.fuse.fuse_bn`). Returns a report dict.
+    first (:func:`cnnlab.layers.fuse.fuse_bn`). Returns a report dict.
     """
     try:
         import onnx
@@ -54,7 +54,7 @@ def export_onnx(model: nn.Module, path, input_size: tuple[int, ...], *, opset: i
     model = model.eval().cpu()
     folded = 0
     if fuse_bn:
-        from cnnlab.deploy.fuse import fuse_bn as fold
+        from cnnlab.layers.fuse import fuse_bn as fold
 
         model = fold(model, tuple(input_size))
         folded = len(model.fused_pairs)

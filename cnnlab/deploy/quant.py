@@ -108,7 +108,7 @@ def _prepare_eager(model, example, backend, qat):
     if qat:
         model = copy.deepcopy(model)
     else:  # BN folds into the convolution before it, as FX mode does
-        from cnnlab.deploy.fuse import fuse_bn
+        from cnnlab.layers.fuse import fuse_bn
 
         model = fuse_bn(model, tuple(example.shape[1:]))
     qconfig = (tq.get_default_qat_qconfig if qat else tq.get_default_qconfig)(backend)

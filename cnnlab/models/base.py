@@ -185,9 +185,9 @@ class ConvNet(nn.Module):
 
     def fuse(self, input_size=None) -> ConvNet:
         """Fold every BatchNorm that directly follows a convolution into it, in place, and
-        switch to eval mode (``cnnlab.deploy.fuse_bn``; the model file knows nothing of it).
+        switch to eval mode (:func:`cnnlab.layers.fuse.fuse_bn`, which works on any module).
         Returns ``self``; the folded pairs are in ``self.fused_pairs``."""
-        from cnnlab.deploy.fuse import fuse_bn
+        from cnnlab.layers.fuse import fuse_bn
 
         return fuse_bn(self, input_size, inplace=True)
 

@@ -19,6 +19,8 @@ import torch.nn as nn
 from torch.func import functional_call
 from torch.overrides import TorchFunctionMode
 
+from cnnlab.registry import registered
+
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _BNS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
@@ -68,11 +70,9 @@ def _has_tensor(obj) -> bool:
 def _example_input(model: nn.Module, input_size, device) -> torch.Tensor:
     if input_size is None:
         input_size = getattr(model, "default_input_size", None)
-        name = getattr(model, "model_name", None)
-        if input_size is None and name:
-            from cnnlab.models import model_info
-
-            input_size = model_info(name).input_size
+        info = registered(getattr(model, "model_name", None))
+        if input_size is None and info:
+            input_size = info.input_size
         if input_size is None:
             raise ValueError("fuse_bn needs input_size for a module without a default")
     return torch.zeros((1, *input_size), device=device)
