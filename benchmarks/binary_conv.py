@@ -16,9 +16,11 @@ channels.
 The paper's 58× (Rastegari et al. 2016, Sec. 3.2) is an operation count: c·N_W·N_I
 multiply-adds against c·N_W·N_I/64 binary operations + N_I scalings, assuming a 64-bit
 XNOR+popcount costs what one multiply-add does. On a CPU a float multiply-add is 16-way SIMD
-FMA (AVX2, 2 units) while popcount is a scalar instruction here, so the ideal is nearer
-64·(popcounts per cycle)/(FMA lanes per cycle) and packing the input, the border taps and
-memory traffic come on top.
+FMA (AVX2, 2 units), and without AVX-512 VPOPCNTDQ a 256-bit XNOR + popcount + accumulate is
+about 8 vector instructions (nibble lookup), so the ideal is nearer
+256·(vector instructions per cycle / 8)/(FMA lanes per cycle); packing the input, the border
+taps and memory traffic come on top. ``--simd`` forces a popcount path of the kernel
+(``scalar``, ``avx2``, ``avx512``; default: the best this CPU has).
 """
 
 from __future__ import annotations
@@ -76,7 +78,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--simd", choices=["scalar", "avx2", "avx512"])
     args = ap.parse_args()
+    if args.simd:
+        os.environ["CNNLAB_BINCONV_SIMD"] = args.simd
     if not HAVE_KERNEL:
         print("the C kernel is not built (pip install -e .); nothing to measure")
         return 1
@@ -94,7 +99,8 @@ def main() -> int:
     from cnnlab.compress import _binconv
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"kernel popcount {_binconv.simd()}, OpenMP {_binconv.openmp()}")
+          f"kernel popcount {_binconv.simd()} (CPU has {', '.join(_binconv.simd_paths())}), "
+          f"OpenMP {_binconv.openmp()}, load average {os.getloadavg()[0]:.1f}")
     print(render(rows, ["threads", "C", "px", "M MACs", "float ms", "xnor kernel ms",
                         "xnor layer ms", "kernel speed-up", "layer speed-up"],
                  right=set(range(9))))

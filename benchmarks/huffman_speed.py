@@ -23,7 +23,7 @@ from cnnlab.compress import fileformat as ff
 from cnnlab.compress.pipeline import build_file, decompress, read_weights
 from cnnlab.compress.prune import Pruner, Target
 from cnnlab.compress.quantize import bake, quantize_layer
-from cnnlab.registry import create_model
+from cnnlab.models import create_model
 from cnnlab.table import render
 
 HAN_ALEXNET_KEEP = {"conv1": 0.84, "conv2": 0.38, "conv3": 0.35, "conv4": 0.37, "conv5": 0.37,

@@ -13,8 +13,8 @@ __all__ = ["Paper", "Profile", "create_model", "list_models", "load_weights", "m
 
 # where each public name lives: imported on first use, so that `import cnnlab` (and
 # `cnnlab --help`) does not load torch and every model
-_LAZY = {"Paper": "cnnlab.registry", "create_model": "cnnlab.registry",
-         "list_models": "cnnlab.registry", "model_info": "cnnlab.registry",
+_LAZY = {"Paper": "cnnlab.registry", "create_model": "cnnlab.models",
+         "list_models": "cnnlab.models", "model_info": "cnnlab.models",
          "register_model": "cnnlab.registry", "Profile": "cnnlab.profile",
          "profile": "cnnlab.profile", "load_compressed": "cnnlab.compress",
          "load_weights": "cnnlab.pretrained"}

@@ -3,7 +3,9 @@ data the repository has, so ``create_model("lenet5", pretrained=True)`` works of
 
 ``cnnlab/weights/index.json`` lists each file with the run that made it and the accuracy
 measured on that run's held-out split; ``tools/bundle_weights.py`` writes both from a
-``cnnlab train`` run.
+``cnnlab train`` run. An entry is a model's default weights (key ``lenet5``: MNIST) or tagged
+as timm tags them (``lenet5.digits``: ``create_model("lenet5", pretrained="digits")``); an
+entry may name its Deep Compression file (``dcz``, in the same folder) and what it measured.
 """
 
 from __future__ import annotations
@@ -22,20 +24,23 @@ def index() -> dict[str, dict]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-def load_bundled(name: str, model: nn.Module) -> dict:
-    """Load ``name``'s bundled weights into ``model``; one line naming the file to pass
-    when there are none."""
-    entry = index().get(name)
+def tags(name: str) -> list[str]:
+    """The tags of ``name``'s bundled weights besides its default (``["digits"]``)."""
+    return [k.partition(".")[2] for k in index() if k.startswith(f"{name}.")]
+
+
+def load_bundled(name: str, model: nn.Module, tag: str | None = None) -> dict:
+    """Load ``name``'s bundled weights (its default, or those tagged ``tag``) into ``model``;
+    one line naming the file to pass when there are none."""
+    entry = index().get(name if tag is None else f"{name}.{tag}")
     if entry is None:
         raise ValueError(f"{name}: no bundled weights; pass the file: "
                          f"create_model({name!r}, pretrained='path/to/{name}.pth')")
-    from cnnlab.train.spec import load_weights
-
     num_classes = getattr(model, "num_classes", None)
     if num_classes is not None and num_classes != entry["num_classes"]:
         raise ValueError(f"{name}: the bundled weights have {entry['num_classes']} classes, "
                          f"not {num_classes}")
-    load_weights(WEIGHTS / entry["file"], model)
+    _load_state(WEIGHTS / entry["file"], model)
     cfg = getattr(model, "pretrained_cfg", None)
     if isinstance(cfg, dict):
         cfg.update(mean=tuple(entry["mean"]), std=tuple(entry["std"]), crop_pct=1.0,
@@ -43,3 +48,17 @@ def load_bundled(name: str, model: nn.Module) -> dict:
                    source=f"bundled: {entry['file']} ({entry['data']}, "
                           f"{entry['accuracy']:.2f} % on {entry['val']})")
     return entry
+
+
+def _load_state(path: Path, model: nn.Module) -> None:
+    """A bundled file is a plain safetensors state dict of ``model``'s own names."""
+    from safetensors.torch import load_file
+
+    from cnnlab.state import mismatch
+
+    state = load_file(str(path))
+    wrong = mismatch(model.state_dict(), state)
+    if wrong:
+        raise ValueError(f"{path.name}: does not match this model: {wrong}")
+    model.load_state_dict(state)
+

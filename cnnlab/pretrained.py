@@ -1,25 +1,25 @@
-"""Weights released for a peer's network (torchvision, timm) copied into a cnnlab model.
+"""Weights released for a peer's network (torchvision, timm, Keras) copied into a cnnlab model.
 
 ``load_weights(model, path, source="auto")`` reads a safetensors file, a
 ``torch.load(weights_only=True)`` checkpoint (never a plain pickle) or a Keras HDF5 file
-(h5py, an optional extra) and copies it by one rule
-for every family: the peer's layers and the model's pair up in the order their modules are
-registered, each pair of the same kind (convolution, batch norm, linear) with the same
-shapes. Names differ between libraries (torchvision's ``layer1.0.bn1`` is cnnlab's
-``conv2_x.0.conv1.bn``) but the order of layers in a network is its definition, so one rule
-serves where a name table per model would not; a pair that does not fit stops the copy with
-one line naming the first tensor that does not. The last layer is the classifier: with
-other ``num_classes`` it is left as initialised, and the report says so (as timm does).
+(h5py, an optional extra) and pairs the peer's tensors with the model's by one of two rules:
 
-Safetensors files store names sorted, so their order is restored by
-:func:`registration_key`; that rule is tested on the torchvision families under
-tests/fixtures/peers only. Names it cannot order (Inception's ``branch5x5_1`` beside
-``branch3x3dbl_1``) are loaded out of order; the shape check stops that with the misfit
-error where the swapped layers' shapes differ (not guaranteed). For such families pass the
-peer's ``.pth``, which keeps the order.
+- **names**, where the model's family has name rules for the peer's naming scheme
+  (:mod:`cnnlab.pretrained_names`: torchvision's ``layer1.0.bn1`` is cnnlab's
+  ``conv2_x.0.conv1.bn``); a scheme applies when most of its rewritten names are the model's,
+  and then every one must be;
+- **order** otherwise (torchvision's index-named ``features.N`` families, Keras files): the
+  peer's layers and the model's pair up in the order their modules are registered, each
+  pair of the same kind (convolution, batch norm, linear) with the same shapes. Safetensors
+  files store names sorted; their order is restored by :func:`registration_key` from the
+  indices in the names.
 
-Only structure is checked here: that the copy computes the peer's function is what
-``tools/peer_parity.py`` checks against the live peers (it needs torchvision and timm).
+A tensor that does not fit stops the copy with one line naming the first one. The last
+layer is the classifier: with other ``num_classes`` it is left as initialised, and the
+report says so (as timm does).
+
+That the copy computes the peer's function is what ``tools/peer_parity.py`` checks against
+the live peers, and tests/test_peer_checkpoints.py against seeded peer checkpoints it wrote.
 """
 
 from __future__ import annotations
@@ -215,6 +215,73 @@ def _misfit(peer_params, ours_params) -> str:
     return ""
 
 
+def match_names(peer: dict[str, torch.Tensor], ours: dict[str, torch.Tensor], rules,
+                source: str = "peer"):
+    """Pair the peer's tensors with ours by name, through a family's name rules
+    (:mod:`cnnlab.pretrained_names`); the same result as :func:`match`."""
+    from cnnlab.pretrained_names import rename
+
+    keys = [k for k in peer if k.rpartition(".")[2] not in _SKIP]
+    names = rename(keys, rules)
+    wanted = {k: v for k, v in ours.items() if k.rpartition(".")[2] not in _SKIP}
+    head = layers(wanted)[-1][0] if wanted else ""
+    mapping: dict[str, torch.Tensor] = {}
+    skipped: list[str] = []
+    for key in keys:
+        name = names[key]
+        if name is None:
+            continue
+        if name not in wanted:
+            raise ValueError(f"{key} in the {source} file has no place in the model "
+                             f"(read as {name})")
+        t = peer[key]
+        if t.dim() == 4 and wanted[name].dim() == 2 and tuple(t.shape[2:]) == (1, 1):
+            t = t.flatten(1)  # a 1x1-convolution classifier (timm's resnetv2 head)
+        if t.shape != wanted[name].shape:
+            if name.rpartition(".")[0] == head:
+                skipped.append(name)
+                continue
+            raise ValueError(f"{key} in the {source} file does not fit {name}: "
+                             f"{tuple(t.shape)} vs {tuple(wanted[name].shape)}")
+        mapping[name] = t
+    missing = [k for k in wanted if k not in mapping and k not in skipped]
+    if missing:
+        raise ValueError(f"the {source} file has no tensor for {missing[0]} "
+                         f"({len(missing)} of the model's tensors have none)")
+    note = ""
+    if skipped:
+        w = next(peer[k] for k in keys if names[k] == f"{head}.weight")
+        note = (f"loaded all but the classifier {head} (the file's has {w.shape[0]} classes, "
+                f"the model's {wanted[f'{head}.weight'].shape[0]})")
+    return mapping, skipped, note
+
+
+def family(model: nn.Module) -> str:
+    """The cnnlab.models module a model comes from ("" for others)."""
+    from cnnlab.registry import registered
+
+    info = registered(getattr(model, "model_name", None))
+    module = info.builder.__module__ if info else type(model).__module__
+    return module.rsplit(".", 1)[-1] if module.startswith("cnnlab.models.") else ""
+
+
+def pair(peer, ours, model: nn.Module, source: str = "auto"):
+    """(mapping, skipped, note, how): by the family's name rules where a scheme's names are
+    the model's (most of them: then all must be), else by the order rule."""
+    from cnnlab.pretrained_names import rename, schemes
+
+    label = "peer" if source == "auto" else source
+    keys = [k for k in peer if k.rpartition(".")[2] not in _SKIP]
+    best, best_hits = None, 0
+    for scheme, rules in schemes(family(model), source).items():
+        hits = sum(v in ours for v in rename(keys, rules).values())
+        if hits > best_hits:
+            best, best_hits = (scheme, rules), hits
+    if best and best_hits * 2 > len(keys):
+        return (*match_names(peer, ours, best[1], label), f"names ({best[0]} rules)")
+    return (*match(peer, ours, label), "order")
+
+
 def _is_hdf5(path) -> bool:
     try:
         with open(path, "rb") as fh:
@@ -227,8 +294,9 @@ def load_weights(model: nn.Module, path: str | os.PathLike, source: str = "auto"
     """Copy a peer's released weights into ``model`` (see the module docstring).
 
     ``source``: ``"torchvision"``, ``"timm"``, ``"keras"`` (HDF5, :func:`read_keras_h5`) or
-    ``"auto"`` (HDF5 files are read as Keras'; all are matched the same way). Returns a report:
-    ``{"loaded": n, "skipped": [names], "note": str}``; a skipped classifier is also warned.
+    ``"auto"`` (HDF5 files are read as Keras'; name rules of any peer may apply). Returns a
+    report: ``{"loaded": n, "skipped": [names], "note": str, "by": "names (timm rules)" or
+    "order"}``; a skipped classifier is also warned.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}; choose from {', '.join(SOURCES)}")
@@ -239,7 +307,7 @@ def load_weights(model: nn.Module, path: str | os.PathLike, source: str = "auto"
         peer = read_state(path)
     ours = model.state_dict()
     try:
-        mapping, skipped, note = match(peer, ours, "peer" if source == "auto" else source)
+        mapping, skipped, note, how = pair(peer, ours, model, source)
     except ValueError as e:
         raise ValueError(f"{path}: {e}") from None
     with torch.no_grad():
@@ -250,4 +318,4 @@ def load_weights(model: nn.Module, path: str | os.PathLike, source: str = "auto"
     cfg = getattr(model, "pretrained_cfg", None)
     if isinstance(cfg, dict):
         cfg["source"] = f"{source}:{Path(path).name}"
-    return {"loaded": len(mapping), "skipped": skipped, "note": note}
+    return {"loaded": len(mapping), "skipped": skipped, "note": note, "by": how}

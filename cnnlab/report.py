@@ -71,8 +71,8 @@ def _num(v, text=None) -> str:
 # --- data -----------------------------------------------------------------------------------
 def zoo_rows(pattern: str | None = None) -> list[dict]:
     """One row per registered model: counts at its default input beside its paper's."""
+    from cnnlab.models import list_models, model_info
     from cnnlab.profile import profile
-    from cnnlab.registry import list_models, model_info
 
     rows = []
     for name in list_models(pattern):

@@ -32,7 +32,7 @@ from cnnlab.compress.lowrank import (
     layer_report,
 )
 from cnnlab.data import load_dataset
-from cnnlab.registry import create_model
+from cnnlab.models import create_model
 from cnnlab.train import TrainConfig, evaluate, train
 
 TARGETS = (1.5, 2, 4, 8, 16)

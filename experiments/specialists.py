@@ -37,7 +37,7 @@ from cnnlab.compress.specialists import (
     train_specialist,
 )
 from cnnlab.data import load_dataset
-from cnnlab.registry import create_model
+from cnnlab.models import create_model
 from cnnlab.train import TrainConfig, train
 
 RECIPE = dict(batch_size=100, lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="cosine",

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
+from cnnlab.runspec import RunSpec, model_and_data
 from cnnlab.train import load_checkpoint
 from cnnlab.train.checkpoint import read_meta
-from cnnlab.train.spec import RunSpec, model_and_data
 from cnnlab.visualize import (
     compressed_overlap,
     extract_features,

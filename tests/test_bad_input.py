@@ -65,6 +65,9 @@ CASES: list[str] = [
     "train lenet5 --opt eval_every=0", "train lenet5 --opt grad_clip=-1",
     "train lenet5 --augment bogus", "train lenet5 --augment crop:x",
     "train lenet5 --augment crop:-4",
+    "train lenet5 --preprocess bogus", "train lenet5 --preprocess zca:0",
+    "train lenet5 --preprocess zca:abc", "train lenet5 --preprocess mean-image:2",
+    "train lenet5 --input-size 1x72x72 --preprocess zca",
     "train lenet5 --seed abc", "train lenet5 --set num_classes=3", "train lenet5 --set in_chans=3",
     "train lenet5 --set nosuchkw=1", "train lenet5 --set num_classes=0.5",
     "train lenet5 --input-size 1x8x8",
@@ -99,6 +102,9 @@ CASES: list[str] = [
     "eval lenet5 --checkpoint {ckpt} --device bogus",
     "eval lenet5 --checkpoint {ckpt} --device cuda",
     "eval lenet5 --checkpoint {ckpt} --tta bogus", "eval lenet5 --checkpoint {ckpt} --part bogus",
+    "eval lenet5 --checkpoint {ckpt} --train-scale 0",
+    "eval lenet5 --checkpoint {ckpt} --train-scale 512-256",
+    "eval lenet5 --checkpoint {ckpt} --train-scale big",
     "eval lenet5 --checkpoint {ckpt} --part test",
     "eval lenet5 --checkpoint {ckpt} --set num_classes=3",
     "eval lenet5 --checkpoint {ckpt} --set nosuchkw=1",
@@ -223,6 +229,18 @@ CASES += [
     "search enas --out {tmp}/s --budget 0", "search enas --out {tmp}/s --budget -1",
     "search enas --out {file}", "search enas --out {ro}/s",
     "search enas --out {tmp}/s --data bogus",
+    "search compound", "search compound --out {tmp}/c --budget 0",
+    "search compound --out {tmp}/c --budget -1", "search compound --out {tmp}/c --budget lots",
+    "search compound --out {tmp}/c --budget nan", "search compound --out {tmp}/c --budget 10",
+    "search compound --out {tmp}/c --objective accuracy",
+    "search compound --out {tmp}/c --alphas 0.5,1", "search compound --out {tmp}/c --betas x",
+    "search compound --out {tmp}/c --alphas 2 --betas 1.5",
+    "search compound --out {tmp}/c --phi 0", "search compound --out {tmp}/c --w 0.07",
+    "search compound --out {tmp}/c --seeds 0", "search compound --out {tmp}/c --epochs 0",
+    "search compound --out {tmp}/c --resolution 0", "search compound --out {file}",
+    "search compound --out {ro}/c", "search compound --out {tmp}/nodir/c",
+    "search compound --out {dir}/..", "search compound --out {tmp}/c --data bogus",
+    "search compound --out {tmp}/c --data mnist:{missing}",
     "visualize lenet5 --out {tmp}/v", "visualize lenet5 --checkpoint {missing} --out {tmp}/v",
     "visualize alexnet --checkpoint {ckpt} --filters --out {tmp}/v",
     "visualize lenet5 --checkpoint {ckpt} --filters --out {file}",
@@ -243,6 +261,14 @@ for cmd in MODELS:
              "compress": " --checkpoint {ckpt} -o {tmp}/x.dcz"}.get(cmd, "")
     CASES += [f"{cmd} nosuchnet{extra}", f"{cmd} 'lenet5 x'{extra}", f"{cmd} lenet5{extra} --set x",
               f"{cmd} lenet5{extra} --set 1x=2", f"{cmd} lenet5{extra} --nosuchflag"]
+CASES += [  # -- checklist
+    "checklist", "checklist {missing}", "checklist {dir}", "checklist {garbage}",
+    "checklist {empty}", "checklist {file}", "checklist {checklist} --only 999-99",
+    "checklist {checklist} --only 002-03", "checklist {checklist} -o {ro}/c.md",
+    "checklist {checklist} -o {tmp}/nodir/c.md", "checklist {checklist} -o {dir}",
+    "checklist {checklist} --only",
+]
+
 for cmd in SIZED:
     extra = {"export": " -o {tmp}/x.onnx", "eval": " --checkpoint {ckpt}"}.get(cmd, "")
     for size in ["-3x32x32", "0x32x32", "abc", "3x", "x", "1x32x-32", "1.5x32x32", "1x2x3x4x5",
@@ -274,6 +300,8 @@ def files(tmp_path_factory):
     (root / "garbage.safetensors").write_bytes(b"\x99" * 64)
     (root / "empty.safetensors").write_bytes(b"")
     (root / "file.txt").write_text("a file, not a folder\n")
+    (root / "checklist.md").write_text("| ID | Item | Lines | Status | Evidence |\n"
+                                       "| 001-19 | 144 crops | 342 | MISSING | none |\n")
     (root / "existing.out").write_text("keep me\n")
     (root / "empty_dir").mkdir()
     (root / "a_dir").mkdir()
@@ -301,7 +329,8 @@ def files(tmp_path_factory):
             "file": str(root / "file.txt"), "dir": str(root / "a_dir"),
             "empty_dir": str(root / "empty_dir"), "bad_metrics_dir": str(bad),
             "metrics": str(run / "metrics.jsonl"), "folder2": str(folder2), "ro": str(ro),
-            "run": str(run), "existing_out": str(root / "existing.out"), **soft}
+            "run": str(run), "existing_out": str(root / "existing.out"),
+            "checklist": str(root / "checklist.md"), **soft}
 
 
 def _two_images(folder):

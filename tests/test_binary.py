@@ -10,7 +10,9 @@ import cnnlab
 from cnnlab.compress.binary import (
     BinaryConv2d,
     BinaryLinear,
+    InputBN,
     SignSTE,
+    add_input_bn,
     binarize,
     binary_layers,
     input_scale,
@@ -21,9 +23,11 @@ from cnnlab.compress.binary import (
 )
 from cnnlab.compress.binary_kernel import (
     HAVE_KERNEL,
+    PackedConv2d,
     float_counts,
     pack_model,
     pack_weight,
+    xnor_conv,
     xnor_counts,
 )
 
@@ -117,12 +121,70 @@ def test_binarize_rejects_unknown_mode():
         binarize(cnnlab.create_model("lenet5_caffe"), "ternary")
 
 
+def _bn_stats(m):
+    with torch.no_grad():  # non-trivial BN statistics, then inference
+        m.train()
+        m(torch.randn(8, 1, 28, 28))
+    return m.eval()
+
+
+def test_input_bn_puts_the_same_batch_norm_in_front_in_every_variant():
+    torch.manual_seed(6)
+    base = cnnlab.create_model("lenet5_caffe")
+    fp, bwn, xnor = (copy.deepcopy(base) for _ in range(3))
+    add_input_bn(fp)
+    binarize(bwn, "bwn", input_bn=True)
+    binarize(xnor, "xnor")
+    # the same layers gain one BatchNorm over the same channels/features in all three
+    bns = [{n: type(mod) for n, mod in m.named_modules() if isinstance(mod, nn.modules.batchnorm
+                                                                         ._BatchNorm)}
+           for m in (fp, bwn, xnor)]
+    assert [sorted(n.rsplit(".bn", 1)[0] for n in b) for b in bns] == \
+        [["fc1.1", "features.conv2"]] * 3
+    assert isinstance(fp.features.conv2, InputBN) and bwn.features.conv2.bn.num_features == 20
+    assert not binary_layers(fp) and binarize(copy.deepcopy(base), "bwn").features.conv2.bn \
+        is None  # without input_bn, BWN keeps the model's own blocks
+    _bn_stats(bwn)
+    conv, x = bwn.features.conv2, torch.randn(2, 20, 12, 12)
+    ref = nn.functional.conv2d(conv.bn(x), weight_scale(conv.weight) * sign(conv.weight),
+                               conv.bias)
+    assert torch.allclose(conv(x), ref, atol=1e-5)
+    fc, v = bwn.fc1[1], torch.randn(3, 800)
+    assert torch.allclose(fc(v), nn.functional.linear(
+        fc.bn(v), weight_scale(fc.weight).view(-1, 1) * sign(fc.weight), fc.bias), atol=1e-5)
+    _bn_stats(fp)
+    assert torch.allclose(fp.fc1[1](v), fp.fc1[1].layer(fp.fc1[1].bn(v)))
+    with pytest.raises(ValueError, match="input_bn=False"):
+        binarize(copy.deepcopy(base), "xnor", input_bn=False)
+
+
+def test_bwn_with_input_bn_saves_and_reloads(tmp_path):
+    torch.manual_seed(7)
+    m = _bn_stats(binarize(cnnlab.create_model("lenet5_caffe"), "bwn", input_bn=True))
+    path = tmp_path / "m.safetensors"
+    save_binary(m, path, meta={"model": "lenet5_caffe", "config": {}})
+    back = load_binary(path).eval()
+    assert back.features.conv2.bn is not None
+    x = torch.randn(2, 1, 28, 28)
+    assert torch.allclose(back(x), m(x), rtol=1e-5, atol=1e-6)
+
+
+def _simd_paths():
+    from cnnlab.compress import binary_kernel
+
+    return binary_kernel._binconv.simd_paths() if HAVE_KERNEL else []
+
+
 @needs_kernel
-@pytest.mark.parametrize("path", ["default", "scalar"])
+@pytest.mark.parametrize("path", ["scalar", "avx2", "avx512"])
 @pytest.mark.parametrize("seed", range(6))
 def test_packed_kernel_equals_float_binary_conv(seed, path, monkeypatch):
-    if path == "scalar":  # the kernel without its AVX2 popcount
-        monkeypatch.setenv("CNNLAB_NO_AVX2", "1")
+    if path not in _simd_paths():
+        pytest.skip(f"this CPU has no {path} popcount")
+    from cnnlab.compress.binary_kernel import _binconv
+
+    monkeypatch.setenv("CNNLAB_BINCONV_SIMD", path)
+    assert _binconv.simd() == path
     g = torch.Generator().manual_seed(seed)
     r = lambda lo, hi: int(torch.randint(lo, hi, (1,), generator=g))  # noqa: E731
     c, cout, k = r(1, 200), r(1, 40), r(1, 6)
@@ -135,6 +197,48 @@ def test_packed_kernel_equals_float_binary_conv(seed, path, monkeypatch):
     want = float_counts(x, sign(wt), s, p, d)
     assert got.dtype == torch.int32 and got.shape == want.shape
     assert torch.equal(got.float(), want)
+
+
+@needs_kernel
+@pytest.mark.parametrize("path", ["scalar", "avx2", "avx512"])
+def test_packed_kernel_long_patches_and_batches(path, monkeypatch):
+    """Patches past the AVX2 path's 31-vector byte counters (600 ch × 5×5 = 250 words), padding
+    wider than the kernel reaches, and a batch: every count still equals the float one."""
+    if path not in _simd_paths():
+        pytest.skip(f"this CPU has no {path} popcount")
+    monkeypatch.setenv("CNNLAB_BINCONV_SIMD", path)
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(2, 600, 9, 11, generator=g)
+    wt = torch.randn(6, 600, 5, 5, generator=g)
+    got = xnor_counts(x, pack_weight(wt), 600, (5, 5), (2, 1), (3, 2), threads=2)
+    want = float_counts(x, sign(wt), (2, 1), (3, 2))
+    assert torch.equal(got.float(), want)
+
+
+@needs_kernel
+@pytest.mark.parametrize("path", ["scalar", "avx2", "avx512"])
+def test_kernel_applies_alpha_k_and_bias_as_the_float_layer_does(path, monkeypatch):
+    if path not in _simd_paths():
+        pytest.skip(f"this CPU has no {path} popcount")
+    monkeypatch.setenv("CNNLAB_BINCONV_SIMD", path)
+    torch.manual_seed(12)
+    conv = nn.Conv2d(70, 9, 3, stride=2, padding=1, bias=True)
+    layer = _bn_stats_2d(BinaryConv2d.from_conv(conv, "xnor"))
+    packed = PackedConv2d(layer)
+    x = torch.randn(2, 70, 11, 9)
+    got, want = packed(x), layer(x)
+    assert got.dtype == torch.float32 and got.shape == want.shape
+    assert torch.allclose(got, want, rtol=1e-6, atol=1e-6)
+    alpha, k = packed.alpha, torch.rand(2, 1, 6, 5)
+    with pytest.raises(ValueError, match="K the shape"):
+        xnor_conv(x, packed.wbits, 70, (3, 3), (2, 2), (1, 1), (1, 1), alpha, k[:, :, :3])
+
+
+def _bn_stats_2d(layer):
+    with torch.no_grad():
+        layer.train()
+        layer(torch.randn(8, layer.in_channels, 11, 9))
+    return layer.eval()
 
 
 @needs_kernel
@@ -206,8 +310,8 @@ def test_packed_model_without_the_c_kernel_uses_the_torch_path(monkeypatch):
 
 @pytest.fixture
 def digits_checkpoint(tmp_path):
+    from cnnlab.runspec import RunSpec
     from cnnlab.train import save_checkpoint
-    from cnnlab.train.spec import RunSpec
 
     torch.manual_seed(6)
     model = cnnlab.create_model("lenet5_modern", num_classes=10, in_chans=1)

@@ -16,17 +16,28 @@ BUNDLED = sorted(index())
 
 @pytest.mark.parametrize("name", BUNDLED)
 def test_bundled_weights_reach_the_stated_accuracy(name):
+    from cnnlab.runspec import RunSpec, model_and_data
     from cnnlab.train.evaluate import evaluate
-    from cnnlab.train.spec import RunSpec, model_and_data
 
     entry = index()[name]
-    model = cnnlab.create_model(name, pretrained=True)
+    model_name, _, tag = name.partition(".")
+    model = cnnlab.create_model(model_name, pretrained=tag or True)
     assert model.pretrained_cfg["source"].startswith(f"bundled: {entry['file']}")
     spec = RunSpec.from_checkpoint(cnnlab.bundled.WEIGHTS / entry["file"])
-    _, split, _, _ = model_and_data(name, spec.data_spec, spec.val_split, spec.split_seed,
-                                    tuple(entry["input_size"]))
-    acc = evaluate(model.eval(), spec.normalise(split.val))["top1"]
+    _, split, _, _ = model_and_data(model_name, spec.data_spec, spec.val_split,
+                                    spec.split_seed, tuple(entry["input_size"]))
+    val = spec.normalise(split.val)
+    acc = evaluate(model.eval(), val)["top1"]
     assert acc == pytest.approx(entry["accuracy"], abs=0.01)
+    if entry.get("dcz"):  # the Deep Compression file decodes to the accuracy stated for it
+        from cnnlab.compress.pipeline import read_weights
+
+        path = cnnlab.bundled.WEIGHTS / entry["dcz"]
+        model.load_state_dict(read_weights(path)[1])
+        assert evaluate(model.eval(), val)["top1"] == pytest.approx(entry["dcz_accuracy"],
+                                                                    abs=0.01)
+        dense = sum(p.numel() * 4 for p in model.state_dict().values())
+        assert dense / path.stat().st_size == pytest.approx(entry["dcz_ratio"], abs=0.05)
 
 
 def test_list_pretrained(capsys):
@@ -34,6 +45,17 @@ def test_list_pretrained(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == BUNDLED
     assert all(0 < r["accuracy"] <= 100 for r in rows)
+
+
+def test_tagged_weights_are_other_weights():
+    tagged = [k for k in BUNDLED if "." in k]
+    if not tagged:
+        pytest.skip("no tagged bundled weights")
+    name, _, tag = tagged[0].partition(".")
+    assert tag in cnnlab.bundled.tags(name)
+    a = cnnlab.create_model(name, pretrained=True).state_dict()
+    b = cnnlab.create_model(name, pretrained=tag).state_dict()
+    assert any(not torch.equal(a[k], b[k]) for k in a)
 
 
 def test_no_bundled_weights_is_one_line_naming_the_file_to_pass():

@@ -11,7 +11,7 @@ import cnnlab
 from cnnlab.compress import fileformat as ff
 from cnnlab.compress.pipeline import build_file, decompress, load_compressed
 from cnnlab.compress.prune import Pruner, prunable_layers
-from cnnlab.registry import create_model
+from cnnlab.models import create_model
 
 
 def small_record_file() -> bytes:

@@ -10,7 +10,7 @@ import torch
 import cnnlab
 from cnnlab.compress import CompressSettings, compress_model
 from cnnlab.compress.prune import prunable_layers
-from cnnlab.registry import create_model
+from cnnlab.models import create_model
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import torch.nn as nn
 
 from cnnlab.compress.prune import Pruner, Target, parse_prune, prunable_layers, regularizer
 from cnnlab.compress.report import pruning_table
-from cnnlab.registry import create_model
+from cnnlab.models import create_model
 
 
 def test_layers_are_named_like_the_papers_tables():

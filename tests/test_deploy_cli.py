@@ -43,7 +43,7 @@ def test_summary_energy_of_a_model_and_of_a_dcz(capsys, tmp_path):
 
     from cnnlab.compress import fileformat as ff
     from cnnlab.compress.pipeline import build_file
-    from cnnlab.registry import create_model
+    from cnnlab.models import create_model
 
     torch.manual_seed(0)
     m = create_model("lenet_300_100")

@@ -72,7 +72,7 @@ def test_ensemble_combinations():
 
 def test_ensemble_of_checkpoints_is_evaluable(tmp_path):
     from cnnlab.compress.distill import load_ensemble
-    from cnnlab.registry import create_model
+    from cnnlab.models import create_model
     from cnnlab.train import save_checkpoint
 
     models, paths = [], []

@@ -5,7 +5,7 @@ import json
 import torch
 
 from cnnlab.cli import main
-from cnnlab.registry import create_model
+from cnnlab.models import create_model
 from cnnlab.train import save_checkpoint
 
 DIGITS = ["--data", "digits", "--val-split", "300", "--batch-size", "100"]

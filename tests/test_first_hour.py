@@ -32,7 +32,7 @@ def test_same_seed_same_weights_bit_for_bit_from_the_cli(tmp_path):
 
 
 def test_same_seed_same_initial_weights_from_the_library():
-    from cnnlab.train.spec import model_and_data
+    from cnnlab.runspec import model_and_data
 
     def first(seed):
         return model_and_data("lenet5", "digits", seed=seed)[0].state_dict()
@@ -94,7 +94,7 @@ def test_best_checkpoint_follows_validation_top1(tmp_path):
 
 def test_default_threads_one_for_small_models_all_for_large():
     import cnnlab
-    from cnnlab.cli.train import default_threads
+    from cnnlab.cli.runs import default_threads
 
     assert default_threads(cnnlab.create_model("lenet5"), (1, 32, 32)) == 1
     assert default_threads(cnnlab.create_model("resnet20"), (3, 32, 32)) == \
@@ -150,7 +150,7 @@ def test_bench_reads_a_dcz(compressed, capsys):
 
 def test_load_weights_gives_the_dcz_weights_exactly(compressed):
     from cnnlab.compress import load_compressed
-    from cnnlab.train.spec import RunSpec, build_model, load_weights
+    from cnnlab.runspec import RunSpec, build_model, load_weights
 
     _, dcz, weights = compressed
     loaded = load_compressed(dcz)

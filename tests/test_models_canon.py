@@ -249,6 +249,18 @@ def test_shufflenet_v1_se_gates_every_branch():
     assert torch.allclose(unit(x), torch.relu(x)) and not torch.allclose(y, torch.relu(x))
 
 
+def test_shufflenet_v1_shallow_is_26_layers():
+    from cnnlab.models.shufflenet import ShuffleV1Unit
+
+    deep, shallow = (build_on_meta("shufflenet_v1", width_mult=0.5, shallow=s)
+                     for s in (False, True))
+    weighted = [m for m in shallow.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(weighted) == 26  # conv1, 8 units of three convolutions, the classifier
+    assert [len(stage) for stage in shallow.features[2:5]] == [2, 4, 2]
+    assert sum(isinstance(u, ShuffleV1Unit) for u in deep.modules()) == 16
+    assert cnnlab.profile("shufflenet_v1", width_mult=0.5, shallow=True).macs == 21_584_496
+
+
 # --- Xception / Inception v3 "with FC layers" (Chollet 2017, Table 2) -------------------
 @pytest.mark.parametrize("name,base", [("xception_fc", "xception"),
                                        ("inception_v3_fc", "inception_v3")])
@@ -331,3 +343,36 @@ def test_zca_whitening_and_mean_image(tmp_path):
     assert torch.equal(fresh(test), model(test))
     with pytest.raises(ValueError, match="eps"):
         ZCAWhitening.fit(train, eps=0)
+
+
+def test_nin_gaussian_init():
+    torch.manual_seed(0)
+    m = cnnlab.create_model("nin_cifar10")
+    convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
+    assert len(convs) == 9
+    w = torch.cat([c.weight.detach().flatten() for c in convs])
+    assert abs(float(w.std()) - 0.05) < 1e-3 and abs(float(w.mean())) < 1e-3
+    assert all(not c.bias.detach().any() for c in convs)
+
+
+def test_lenet4_counts_and_pairs():
+    from cnnlab.models.lenet import C3_TABLE_LENET4
+
+    assert cnnlab.profile("lenet4").params == 4 * 26 + 8 * 2 + (48 * 25 + 16) + 16 * 2 + \
+        (400 * 120 + 120) + (120 * 10 + 10) == 50_698
+    assert all(len(r) == 3 for r in C3_TABLE_LENET4) and len(C3_TABLE_LENET4) == 16
+    assert len(set(C3_TABLE_LENET4)) == 16 and {c for r in C3_TABLE_LENET4 for c in r} == \
+        set(range(8))
+    # connections (weights and biases, each unit): C1, S2, C3, S4, F5, output
+    connections = 28 * 28 * 4 * 26 + 14 * 14 * 8 * 5 + 10 * 10 * (48 * 25 + 16) + \
+        5 * 5 * 16 * 5 + 48_120 + 1_210
+    assert connections == 262_306  # "about 260,000"
+    torch.manual_seed(0)
+    m = cnnlab.create_model("lenet4").eval()
+    x = torch.randn(1, 1, 32, 32)
+    s2 = m.features[:4](x)  # c1, act1, pairs, s2: the two maps of a pair see one C1 map
+    assert s2.shape == (1, 8, 14, 14) and torch.equal(s2[:, 0], s2[:, 1])
+    with torch.no_grad():
+        m.features.s2.weight[1] = 2.0
+    assert not torch.equal(m.features[:4](x)[:, 0], m.features[:4](x)[:, 1])
+    assert m(torch.randn(2, 1, 32, 32)).shape == (2, 10)

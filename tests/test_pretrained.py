@@ -1,7 +1,9 @@
 """``cnnlab.load_weights`` / ``create_model(pretrained=PATH)`` on synthetic peer state dicts
-built from torchvision's names and shapes (tests/fixtures/peers, see tools/peer_fixtures.py),
+built from torchvision's names and shapes (tests/fixtures/peers, written from the live peers
+by tools/peer_parity.py),
 and ``model.pretrained_cfg``. Live parity with torchvision is tools/peer_parity.py's job."""
 
+import gzip
 import json
 import warnings
 from pathlib import Path
@@ -16,6 +18,11 @@ from cnnlab.profile import build_on_meta
 
 torch.set_num_threads(1)
 FIXTURES = Path(__file__).parent / "fixtures" / "peers"
+
+
+def peer_names(stem: str) -> dict:
+    """A peer's tensor names and shapes, written by tools/peer_parity.py --write-fixtures."""
+    return json.loads(gzip.decompress((FIXTURES / f"{stem}.json.gz").read_bytes()))
 
 # one torchvision name per family whose cnnlab counterpart is known by reading both models:
 # the order rule must land each where it belongs
@@ -49,7 +56,7 @@ ANCHORS = {
 
 
 def _peer(name, device="cpu", seed=0):
-    d = json.loads((FIXTURES / f"torchvision_{name}.json").read_text())
+    d = peer_names(f"torchvision_{name}")
     g = torch.Generator().manual_seed(seed)
     out = {}
     for k, shape in d["tensors"]:
@@ -145,8 +152,7 @@ def test_pretrained_cfg_follows_the_model():
 def test_registration_order_is_restored_from_sorted_names(name):
     from cnnlab.pretrained import registration_key
 
-    names = [k for k, _ in json.loads((FIXTURES / f"torchvision_{name}.json").read_text())[
-        "tensors"]]
+    names = [k for k, _ in peer_names(f"torchvision_{name}")["tensors"]]
     layers = list(dict.fromkeys(k.rpartition(".")[0] for k in names))
     restored = list(dict.fromkeys(k.rpartition(".")[0]
                                   for k in sorted(sorted(names), key=registration_key)))

@@ -132,3 +132,41 @@ def test_torchvision_efficientnets_change_eps_from_b5_on():
                 if isinstance(m, nn.BatchNorm2d)}
 
     assert eps("efficientnet_b0") == {1e-5} and eps("efficientnet_b5") == {1e-3}
+
+
+def test_torchvision_resnet50_strides_the_3x3():
+    tv, paper = build_on_meta("resnet50", release="torchvision"), build_on_meta("resnet50")
+    unit, ref = tv.conv3_x[0], paper.conv3_x[0]
+    assert (unit.conv1.conv.stride, unit.conv2.conv.stride) == ((1, 1), (2, 2))
+    assert (ref.conv1.conv.stride, ref.conv2.conv.stride) == ((2, 2), (1, 1))
+    assert [p.shape for p in tv.parameters()] == [p.shape for p in paper.parameters()]
+    # a user's keyword still wins over the release's
+    v1 = build_on_meta("resnet50", release="torchvision", stride_in_1x1=True)
+    assert v1.conv3_x[0].conv1.conv.stride == (2, 2)
+
+
+def test_torchvision_shufflenet_v2_splits_strided_units_in_halves():
+    # torchvision's shufflenet_v2_x1_0 has 2,278,604 parameters (its model card)
+    tv = build_on_meta("shufflenet_v2_x1_0", release="torchvision")
+    assert _params(tv) == 2_278_604
+    assert tv.features.stage2[0].proj.pw.conv.out_channels == 58  # 116 / 2, not 116 - 24
+    assert _params(build_on_meta("shufflenet_v2_x0_5", release="torchvision")) == \
+        _params(build_on_meta("shufflenet_v2_x0_5"))
+
+
+def test_timm_nasnet_counts_the_padding_of_its_same_average_pools():
+    from cnnlab.layers.release import AvgPool2dSame
+
+    def pools(release):
+        return [m.count_include_pad for m in build_on_meta("nasnet_a_large",
+                                                           release=release).modules()
+                if isinstance(m, AvgPool2dSame)]
+
+    assert pools("timm") == [True] * 4 and pools("tf") == [False] * 4
+    x = torch.ones(1, 1, 4, 4)
+    tf_pool = nn.AvgPool2d(3, 2, padding=1, count_include_pad=False)
+    timm_pool = nn.AvgPool2d(3, 2, padding=1, count_include_pad=False)
+    for m, counts in ((tf_pool, False), (timm_pool, True)):
+        m.__class__, m.padding, m.count_include_pad = AvgPool2dSame, 0, counts
+    assert torch.equal(tf_pool(x), torch.ones(1, 1, 2, 2))  # TF: real pixels only
+    assert timm_pool(x)[0, 0, 1, 1] == 4 / 9  # timm: the padded zeros are averaged in

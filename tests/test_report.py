@@ -58,7 +58,7 @@ def _run_chromium(tmp_path, *args) -> subprocess.CompletedProcess:
 
 def test_page_holds_the_zoo_the_plots_and_the_ablation(page):
     text = page.read_text()
-    from cnnlab.registry import list_models
+    from cnnlab.models import list_models
 
     for name in list_models(PATTERN):
         assert f"<td>{name}</td>" in text

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from cnnlab.data import TensorData
+from cnnlab.runspec import RunSpec
 from cnnlab.train import save_checkpoint
-from cnnlab.train.spec import RunSpec
 
 
 @pytest.fixture

@@ -111,6 +111,10 @@ def test_tiny_search_end_to_end_resumes_to_the_same_result(tmp_path, small_digit
     # "killed" after its first epoch: a budget that stops it there, then resume
     b0 = search(small_digits, _cfg(tmp_path / "b", budget_s=1e-9), progress=False)
     assert b0.epochs == 1
+    # a kill -9 between the log's write and the checkpoint's leaves records the checkpoint
+    # does not know: resume drops them
+    with open(tmp_path / "b/search.jsonl", "a") as f:
+        f.write(json.dumps({"phase": "theta", "epoch": 2, "accuracy": 0.5}) + "\n")
     b = search(small_digits, _cfg(tmp_path / "b", resume=True), progress=False)
     assert b.epochs == 2
     assert (tmp_path / "a/search.jsonl").read_text() == (tmp_path / "b/search.jsonl").read_text()
@@ -141,6 +145,9 @@ def test_corrupt_log_on_resume_is_one_clear_error(tmp_path, small_digits):
     lines = log.read_text().splitlines()
     log.write_text("{not json\n" + "\n".join(lines[1:]) + "\n")
     with pytest.raises(ValueError, match="line 1 is not a search record"):
+        search(small_digits, _cfg(tmp_path, epochs=1, resume=True), progress=False)
+    log.write_text("\n".join(lines[:2]) + "\n")  # cut short: fewer records than checkpointed
+    with pytest.raises(ValueError, match=f"has 2 records, the checkpoint expects {len(lines)}"):
         search(small_digits, _cfg(tmp_path, epochs=1, resume=True), progress=False)
 
 

@@ -25,8 +25,8 @@ from cnnlab.compress.structured import (
     zero_units,
 )
 from cnnlab.layers import SqueezeExcite, channel_shuffle, channel_split
+from cnnlab.models import model_info
 from cnnlab.profile import build_on_meta, profile
-from cnnlab.registry import model_info
 
 torch.set_num_threads(1)
 

@@ -73,3 +73,71 @@ def test_multiscale_feeds_whole_images_to_a_fully_convolutional_network():
     m = evaluate(model, data, batch_size=8, tta="multiscale")
     assert seen == {(32, 32), (37, 37), (41, 41)} and m["n"] == 20
     assert 0 <= m["top1"] <= m["top5"] <= 100
+
+
+# --- GoogLeNet's 144 crops, VGG's Q rule and multi-crop & dense (issue 21) ------------------
+def test_q_rule():
+    from cnnlab.train.tta import SCALES, q_scales
+
+    assert q_scales(None) == SCALES
+    assert q_scales((256 / 224, 256 / 224)) == pytest.approx(SCALES)  # S = 256: 224, 256, 288
+    assert q_scales((384 / 224,) * 2) == pytest.approx((352 / 224, 384 / 224, 416 / 224))
+    assert q_scales((1.0, 1.0)) == pytest.approx((1.0, 256 / 224))
+    assert q_scales((256 / 224, 512 / 224)) == pytest.approx((256 / 224, 384 / 224, 512 / 224))
+    with pytest.raises(ValueError, match="S_min <= S_max"):
+        q_scales((2.0, 1.0))
+
+
+def test_train_scale_in_pixels_gives_q():
+    from argparse import Namespace
+
+    from cnnlab.cli.runs import test_scales
+
+    args = Namespace(train_scale=(256.0, 512.0), checkpoint=["unused"])
+    assert test_scales(args, (3, 224, 224)) == pytest.approx((256 / 224, 384 / 224, 512 / 224))
+
+
+def test_googlenet_144_crops():
+    import torch.nn.functional as F
+
+    from cnnlab.train.tta import _resize
+
+    x = torch.rand(1, 3, 28, 35)  # landscape
+    size = (16, 16)
+    views = tta_views(x, "144crop", size)
+    assert len(views) == 4 * 3 * 6 * 2 and all(v.shape[-2:] == size for v in views)
+    r = _resize(x, round(16 * 8 / 7))  # scale 1 of 4: short side 18
+    assert r.shape[-2:] == (18, 22)
+    left, right = r[..., :, :18], r[..., :, 4:]
+    assert torch.equal(views[0], left[..., :16, :16])          # top-left corner crop
+    assert torch.equal(views[3], left[..., 2:, 2:])            # bottom-right corner crop
+    assert torch.equal(views[4], left[..., 1:17, 1:17])        # centre crop
+    assert torch.allclose(views[5], F.interpolate(left, size=size, mode="bilinear",
+                                                  align_corners=False, antialias=True))
+    assert torch.equal(views[6], views[0].flip(-1))            # the six mirrored
+    assert torch.equal(views[24], right[..., :16, :16])        # third square: the right one
+    tall = tta_views(x.transpose(-1, -2), "144crop", size)     # portrait: top/centre/bottom
+    bottom = r.transpose(-1, -2)[..., 4:, :]  # (resizing is transposed up to rounding)
+    assert torch.allclose(tall[24], bottom[..., :16, :16], atol=1e-5)
+
+
+def test_multicrop_and_dense_together():
+    x = torch.rand(2, 3, 40, 48)
+    views = tta_views(x, "multicrop+dense", (32, 32), dense=True)
+    assert len(views) == 150 + 6
+    assert [tuple(v.shape[-2:]) for v in views[150:]] == \
+        [(32, 38), (32, 38), (37, 44), (37, 44), (41, 49), (41, 49)]
+    class Tiny(torch.nn.Sequential):  # pools globally: fully convolutional
+        def as_fully_convolutional(self):
+            return self
+
+    torch.manual_seed(0)
+    model = Tiny(torch.nn.Conv2d(3, 10, 3), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    seen = []
+    model.register_forward_pre_hook(lambda m, a: seen.append(tuple(a[0].shape[-2:])))
+    g = torch.Generator().manual_seed(0)
+    data = TensorData(torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8, generator=g),
+                      torch.randint(0, 10, (4,), generator=g))
+    m = evaluate(model, data, batch_size=4, tta="multicrop+dense",
+                 tta_scales=(1.0, 1.25, 1.5))
+    assert set(seen[150:]) == {(32, 32), (40, 40), (48, 48)} and m["n"] == 4

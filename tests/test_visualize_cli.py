@@ -9,8 +9,8 @@ import torch
 
 import cnnlab
 from cnnlab.cli import main
+from cnnlab.runspec import RunSpec
 from cnnlab.train import save_checkpoint
-from cnnlab.train.spec import RunSpec
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("sklearn")

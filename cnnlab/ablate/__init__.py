@@ -2,6 +2,7 @@
 of named variants, a task and the paper's figures; :func:`run_ablation` trains each variant
 per seed and says whether the claim holds at this scale."""
 
+from cnnlab.ablate import studies as _studies  # noqa: F401  (registers the studies)
 from cnnlab.ablate.core import (
     Ablation,
     Claim,

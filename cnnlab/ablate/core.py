@@ -90,17 +90,11 @@ def register_ablation(name: str):
     return wrap
 
 
-def _load() -> None:
-    import cnnlab.ablate.studies  # noqa: F401  (registers the studies)
-
-
 def list_ablations() -> list[str]:
-    _load()
     return sorted(_ABLATIONS)
 
 
 def get_ablation(name: str) -> Ablation:
-    _load()
     if name not in _ABLATIONS:
         raise ValueError(f"unknown ablation {name!r}; known: {', '.join(sorted(_ABLATIONS))}")
     return _ABLATIONS[name]()

@@ -12,7 +12,7 @@ from cnnlab.ablate.core import Ablation, Claim, Task, Variant, register_ablation
 
 def _registered(name: str):
     def build(in_chans, num_classes):
-        from cnnlab.registry import create_model
+        from cnnlab.models import create_model
 
         return create_model(name, in_chans=in_chans, num_classes=num_classes)
     return build

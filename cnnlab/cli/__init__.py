@@ -22,7 +22,7 @@ __all__ = ["COMMANDS", "CliError", "build_parser", "main", "parse_sets", "parse_
 COMMANDS: list[str] = ["cnnlab.cli.models", "cnnlab.cli.train", "cnnlab.cli.compress",
                        "cnnlab.cli.prune", "cnnlab.cli.binarize", "cnnlab.cli.distill",
                        "cnnlab.cli.search", "cnnlab.cli.visualize", "cnnlab.cli.deploy",
-                       "cnnlab.cli.ablate", "cnnlab.cli.report"]
+                       "cnnlab.cli.ablate", "cnnlab.cli.report", "cnnlab.cli.checklist"]
 
 
 def build_parser() -> Parser:

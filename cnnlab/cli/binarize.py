@@ -13,8 +13,8 @@ def cmd_binarize(args) -> int:
     from cnnlab.cli.common import new_output_dir
     from cnnlab.compress.binary import binarize, save_binary, weight_bytes
     from cnnlab.io import atomic_dir
+    from cnnlab.runspec import RunSpec, load_weights, model_and_data
     from cnnlab.train import TrainConfig, evaluate, train
-    from cnnlab.train.spec import RunSpec, load_weights, model_and_data
 
     out = new_output_dir(args.out)
     if args.epochs < 0 or args.lr <= 0 or args.batch_size < 1:

@@ -216,3 +216,18 @@ def data_opts(p, default="digits") -> None:
                    "whose steps do not gain from more and collapse when cores are shared; "
                    "all cores otherwise)")
     p.add_argument("--json", action="store_true", help="final metrics as JSON (last line)")
+
+
+def input_size(name: str, size: tuple[int, ...] | None, kwargs: dict,
+               default: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """The full input size of model ``name`` built with ``kwargs``: ``size`` completed with
+    its channels, else ``default``, else the model's paper input size."""
+    from cnnlab.data.core import complete_size
+    from cnnlab.models import model_info
+
+    default = default or model_info(name).input_size
+    channels = kwargs.get("in_chans", default[0])
+    if size is not None and len(size) == 3 and size[0] != channels:
+        raise CliError(f"input size {'x'.join(map(str, size))} has {size[0]} channel(s), but "
+                       f"{name} is built with in_chans={channels} (--set in_chans=N)")
+    return complete_size(size, channels, (channels, *default[1:]))

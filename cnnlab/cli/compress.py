@@ -44,8 +44,8 @@ def _model_and_split(args, run, seed: int):
     the run's statistics, as ``cnnlab eval`` sees them."""
     from dataclasses import replace
 
-    from cnnlab.registry import model_info
-    from cnnlab.train.spec import build_model, load_weights, model_and_data
+    from cnnlab.models import model_info
+    from cnnlab.runspec import build_model, load_weights, model_and_data
 
     config = run.builder_args(parse_sets(args.set))
     size = run.input_size or tuple(model_info(args.model).input_size)
@@ -65,7 +65,7 @@ def _model_and_split(args, run, seed: int):
 def cmd_compress(args) -> int:
     from cnnlab.compress.pipeline import compress_model
     from cnnlab.compress.report import format_pruning_table, format_stage_table
-    from cnnlab.train.spec import RunSpec
+    from cnnlab.runspec import RunSpec
 
     output_file(args.output)
     run = RunSpec.from_checkpoint(input_file(args.checkpoint, "checkpoint"))

@@ -47,7 +47,7 @@ def _checkpoint_spec(args):
     if len(args.models) != 1:
         raise CliError("--checkpoint goes with one model")
     from cnnlab.cli.common import input_file
-    from cnnlab.train.spec import RunSpec
+    from cnnlab.runspec import RunSpec
 
     spec = RunSpec.from_checkpoint(input_file(args.checkpoint, "checkpoint"))
     spec.check_model(args.models[0])
@@ -55,10 +55,9 @@ def _checkpoint_spec(args):
 
 
 def cmd_bench(args) -> int:
-    from cnnlab.cli.common import parse_sets
-    from cnnlab.cli.models import input_size
+    from cnnlab.cli.common import input_size, parse_sets
     from cnnlab.deploy.bench import bench, check_options, kendall_tau
-    from cnnlab.registry import create_model, model_info
+    from cnnlab.models import create_model, model_info
 
     batches = _batches(args.batch)
     opts = dict(backend=args.backend, channels_last=args.channels_last, fuse_bn=args.fuse_bn,
@@ -82,7 +81,7 @@ def cmd_bench(args) -> int:
                           spec.input_size if spec else None)
         model = create_model(name, **kwargs)
         if spec:
-            from cnnlab.train.spec import load_weights
+            from cnnlab.runspec import load_weights
 
             load_weights(args.checkpoint, model)
         calib = _calibration(args.calibration, size) if args.int8 else None

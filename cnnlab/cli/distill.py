@@ -126,13 +126,13 @@ def cmd_distill(args) -> int:
     import torch
 
     from cnnlab.cli.common import output_dir
-    from cnnlab.cli.train import _report, _setup, _shutdown
+    from cnnlab.cli.runs import report, setup, shutdown
     from cnnlab.compress.distill import DistillLoss
+    from cnnlab.runspec import RunSpec, model_and_data
     from cnnlab.train import TrainingDiverged, get_recipe, recipe_for, train
     from cnnlab.train.checkpoint import KeepBest
-    from cnnlab.train.spec import RunSpec, model_and_data
 
-    _setup(args)
+    setup(args)
     if not 0 <= args.alpha <= 1:
         raise CliError(f"--alpha must be in [0, 1], got {args.alpha}")
     if not args.T > 0:
@@ -174,7 +174,7 @@ def cmd_distill(args) -> int:
     spec = RunSpec(args.model, kwargs, size, args.data, args.val_split, args.split_seed or 0)
     loss = DistillLoss(teacher, args.T, args.alpha)
     if not args.threads:
-        from cnnlab.cli.train import default_threads
+        from cnnlab.cli.runs import default_threads
 
         torch.set_num_threads(default_threads(model, size))
     log = sys.stderr if args.json else sys.stdout
@@ -197,8 +197,8 @@ def cmd_distill(args) -> int:
         print(f"cnnlab: error: {e}", file=sys.stderr)
         return 1
     finally:
-        _shutdown()
-    _report(args, split, recipe, res, out)
+        shutdown()
+    report(args, split, recipe, res, out)
     return 0
 
 
@@ -206,9 +206,10 @@ def cmd_eval_ensemble(args) -> int:
     """``cnnlab eval MODEL --checkpoint A --checkpoint B …``: the members' averaged
     probabilities (each checkpoint may name its own model), on the first one's data."""
     from cnnlab.cli.common import input_file
+    from cnnlab.cli.runs import test_scales
     from cnnlab.compress.distill import Ensemble, load_model
+    from cnnlab.runspec import RunSpec, model_and_data
     from cnnlab.train import evaluate
-    from cnnlab.train.spec import RunSpec, model_and_data
     from cnnlab.train.trainer import resolve_device
 
     for p in args.checkpoint:
@@ -230,7 +231,8 @@ def cmd_eval_ensemble(args) -> int:
     device = resolve_device(args.device)
     ens.to(device)
     data = first.normalise(data)
-    m = evaluate(ens, data, args.batch_size, tta=args.tta, input_size=size, device=device)
+    m = evaluate(ens, data, args.batch_size, tta=args.tta, input_size=size, device=device,
+                 tta_scales=test_scales(args, size))
     singles = [evaluate(mod, data, args.batch_size, input_size=size, device=device)["top1"]
                for mod in members]
     res = {"models": [getattr(x, "model_name", type(x).__name__) for x in members],

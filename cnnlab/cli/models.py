@@ -8,6 +8,7 @@ import sys
 from cnnlab.cli.common import (
     CliError,
     emit,
+    input_size,
     input_size_opt,
     json_opt,
     nonneg_int,
@@ -18,23 +19,8 @@ from cnnlab.cli.common import (
 )
 
 
-def input_size(name: str, size: tuple[int, ...] | None, kwargs: dict,
-               default: tuple[int, ...] | None = None) -> tuple[int, ...]:
-    """The full input size of model ``name`` built with ``kwargs``: ``size`` completed with
-    its channels, else ``default``, else the model's paper input size."""
-    from cnnlab.data.core import complete_size
-    from cnnlab.registry import model_info
-
-    default = default or model_info(name).input_size
-    channels = kwargs.get("in_chans", default[0])
-    if size is not None and len(size) == 3 and size[0] != channels:
-        raise CliError(f"input size {'x'.join(map(str, size))} has {size[0]} channel(s), but "
-                       f"{name} is built with in_chans={channels} (--set in_chans=N)")
-    return complete_size(size, channels, (channels, *default[1:]))
-
-
 def cmd_list(args) -> int:
-    from cnnlab.registry import list_models, model_info
+    from cnnlab.models import list_models, model_info
 
     names = list_models(args.pattern)
     if args.pattern and not names:
@@ -60,14 +46,20 @@ def _list_pretrained(names, args) -> int:
     """The models with weights in the package, and the accuracy measured for them."""
     from cnnlab.bundled import index
 
-    entries = {n: e for n, e in index().items() if n in names}
+    entries = {n: e for n, e in index().items() if n.partition(".")[0] in names}
     if args.json:
         emit([{"name": n, **e} for n, e in entries.items()])
         return 0
     from cnnlab.table import render
 
-    rows = [[n, e["data"], f"{e['accuracy']:.2f}", e["val"]] for n, e in entries.items()]
-    print(render(rows, ["model", "trained on", "top-1 %", "measured on"], right={2}))
+    def dcz(e):
+        return (f"{e['dcz']} ({e['dcz_ratio']:.0f}x, {e['dcz_accuracy']:.2f} %)"
+                if e.get("dcz") else "")
+
+    rows = [[n.partition(".")[0], repr(n.partition(".")[2]) if "." in n else "True",
+             e["data"], f"{e['accuracy']:.2f}", e["val"], dcz(e)] for n, e in entries.items()]
+    print(render(rows, ["model", "pretrained=", "trained on", "top-1 %", "measured on",
+                        "Deep Compression (.dcz)"], right={3}))
     return 0
 
 
@@ -89,8 +81,8 @@ def _weights_line(name, spec, path, params) -> str:
     """Size on disk and density of a checkpoint, .dcz or weights file."""
     import os
 
+    from cnnlab.runspec import build_model, load_weights
     from cnnlab.table import human
-    from cnnlab.train.spec import build_model, load_weights
 
     model = build_model(name, spec.builder_args())
     load_weights(path, model)
@@ -139,7 +131,7 @@ def cmd_summary(args) -> int:
     spec = None
     if args.checkpoint:
         from cnnlab.cli.common import input_file
-        from cnnlab.train.spec import RunSpec
+        from cnnlab.runspec import RunSpec
 
         spec = RunSpec.from_checkpoint(input_file(args.checkpoint, "checkpoint"))
         spec.check_model(args.model)
@@ -181,7 +173,7 @@ def _print_guidelines(p) -> None:
 
 def _paper_top1(name, prof):
     """The paper's top-1 of ``name`` at the profiled input size (default builder only)."""
-    from cnnlab.registry import model_info
+    from cnnlab.models import model_info
 
     for ref in model_info(name).references:
         if tuple(ref.input_size) == prof.input_size and not ref.kwargs:
@@ -251,12 +243,12 @@ def cmd_export(args) -> int:
         raise CliError(f"--opset {args.opset}: the exporter supports opsets "
                        f"{ONNX_OPSETS.start}-{ONNX_OPSETS.stop - 1}")
     from cnnlab.deploy.export import export_onnx
-    from cnnlab.train.spec import build_model
+    from cnnlab.runspec import build_model
 
     spec = None
     if args.checkpoint:
         from cnnlab.cli.common import input_file
-        from cnnlab.train.spec import RunSpec
+        from cnnlab.runspec import RunSpec
 
         spec = RunSpec.from_checkpoint(input_file(args.checkpoint, "checkpoint"))
         spec.check_model(args.model)
@@ -265,7 +257,7 @@ def cmd_export(args) -> int:
                       spec.input_size if spec else None)
     model = build_model(args.model, kwargs)
     if args.checkpoint:
-        from cnnlab.train.spec import load_weights
+        from cnnlab.runspec import load_weights
 
         load_weights(args.checkpoint, model)
     try:

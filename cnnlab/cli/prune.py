@@ -70,11 +70,11 @@ def cmd_prune(args) -> int:
 
     from cnnlab.compress.depgraph import trace
     from cnnlab.compress.structured import apply_pruning, compute_scores, save_pruned, select
+    from cnnlab.models import create_model, model_info
     from cnnlab.profile import profile
-    from cnnlab.registry import create_model, model_info
+    from cnnlab.runspec import RunSpec
     from cnnlab.table import human, render
     from cnnlab.train.checkpoint import load_checkpoint
-    from cnnlab.train.spec import RunSpec
 
     if not 0 < args.macs <= 1:
         raise CliError(f"--macs must be in (0, 1], got {args.macs}")

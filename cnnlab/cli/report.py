@@ -8,7 +8,7 @@ from cnnlab.cli.common import CliError, emit, json_opt, output_dir
 
 
 def cmd_report(args) -> int:
-    from cnnlab.registry import list_models
+    from cnnlab.models import list_models
     from cnnlab.report import write_report
 
     names = list_models(args.models)

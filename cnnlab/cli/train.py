@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -19,24 +21,11 @@ from cnnlab.cli.common import (
     positive_int,
     rank,
 )
+from cnnlab.cli.runs import default_threads, report, setup, shutdown, test_scales
 
 # options of `cnnlab train` that override the recipe's setting of the same name when given
 _OVERRIDES = ("batch_size", "lr", "optimizer", "schedule", "weight_decay", "augment",
               "label_smoothing", "ema", "amp", "seed", "save_every", "iters")
-
-
-def _setup(args):
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-
-
-def _shutdown():
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def _overrides(args) -> dict:
@@ -50,19 +39,6 @@ def _overrides(args) -> dict:
         over["channels_last"] = True
     over["device"] = args.device
     return {**over, **parse_sets(args.opt)}
-
-
-def _report(args, split, recipe, res, out) -> None:
-    final = {"model": args.model, "data": split.name, "recipe": recipe.name,
-             "epochs": len(res.history), "steps": res.steps, **res.metrics,
-             "images_per_s": round(res.images_per_s, 1), "train_seconds": round(res.seconds, 2),
-             "checkpoint": res.checkpoint}
-    if args.json:
-        emit(final)
-        return
-    top = f"top-1 {res.metrics['top1']:.2f}%, " if "top1" in res.metrics else ""
-    print(f"done: {top}{res.steps} steps in {res.seconds:.1f}s ({res.images_per_s:.0f} img/s)")
-    print(f"run saved in {out}/ (last.safetensors, best.safetensors, metrics.jsonl)")
 
 
 RUN_FILES = ("last.safetensors", "metrics.jsonl")
@@ -80,13 +56,13 @@ def run_dir(args) -> tuple[Path, bool | str]:
     output_dir(out)
     resume = args.resume
     if isinstance(resume, str):
-        from cnnlab.train.spec import RunSpec
+        from cnnlab.runspec import RunSpec
 
         RunSpec.from_checkpoint(input_file(resume, "checkpoint")).check_model(args.model)
     elif resume:
         last = out / "last.safetensors"
         if last.exists():
-            from cnnlab.train.spec import RunSpec
+            from cnnlab.runspec import RunSpec
 
             RunSpec.from_checkpoint(last).check_model(args.model)
         else:
@@ -100,34 +76,14 @@ def run_dir(args) -> tuple[Path, bool | str]:
     return out, resume
 
 
-def default_threads(model, size) -> int:
-    """Threads when ``--threads`` is not given. On a shared 2-core machine a small model's
-    step does not gain from a second thread and collapses when the other core is busy
-    (LeNet-5: 3,176 img/s with 1 thread, 65-90 with 2 while another process ran), so
-    models under ``SMALL_MODEL_MACS`` mult-adds per image train on one thread; larger ones
-    use PyTorch's default (all cores)."""
-    import torch
-
-    from cnnlab.profile import profile
-
-    try:
-        macs = profile(model, size).macs
-    except (ValueError, RuntimeError, TypeError):
-        return torch.get_num_threads()
-    return 1 if macs < SMALL_MODEL_MACS else torch.get_num_threads()
-
-
-SMALL_MODEL_MACS = 5e6  # LeNet-5 0.4 M and the LeNet MLPs are under it; ResNet-20 41 M is not
-
-
 def cmd_train(args) -> int:
     import shutil
 
+    from cnnlab.runspec import RunSpec, model_and_data
     from cnnlab.train import TrainingDiverged, get_recipe, recipe_for, train
     from cnnlab.train.checkpoint import KeepBest
-    from cnnlab.train.spec import RunSpec, model_and_data
 
-    _setup(args)
+    setup(args)
     recipe = get_recipe(args.recipe or recipe_for(args.model))
     out, resume = run_dir(args)
     cfg = recipe.configure({**_overrides(args), "out_dir": str(out), "resume": resume})
@@ -135,11 +91,19 @@ def cmd_train(args) -> int:
                                                 args.split_seed, optional_size(args.input_size),
                                                 parse_sets(args.set), seed=cfg.seed)
     cfg = cfg.replace(input_size=size)
+    if args.preprocess:
+        from cnnlab.data.augment import center_crop
+        from cnnlab.data.whiten import attach_preprocess, empty_preprocess, fit_preprocess
+
+        empty_preprocess(args.preprocess, size)  # refuses a ZCA too large before any work
+        seen = center_crop(split.train.normalize(split.train.x), tuple(size[-2:]))
+        attach_preprocess(model, fit_preprocess(args.preprocess, seen))
     if not args.threads:
         import torch
 
         torch.set_num_threads(default_threads(model, size))
-    spec = RunSpec(args.model, kwargs, size, args.data, args.val_split, args.split_seed or 0)
+    spec = RunSpec(args.model, kwargs, size, args.data, args.val_split, args.split_seed or 0,
+                   preprocess=args.preprocess)
     stream = sys.stderr if args.json else sys.stdout
     if rank() == 0:
         print(f"{args.model} on {split.name} ({len(split.train)} train / {len(split.val)} val, "
@@ -166,9 +130,9 @@ def cmd_train(args) -> int:
             shutil.rmtree(created, ignore_errors=True)
         raise
     finally:
-        _shutdown()
+        shutdown()
     if rank() == 0:
-        _report(args, split, recipe, res, out)
+        report(args, split, recipe, res, out)
     return 0
 
 
@@ -181,13 +145,36 @@ def _confusion_table(cm, classes) -> str:
                   right=set(range(1, len(cm) + 1)))
 
 
+def preprocess_spec(text: str) -> str:
+    from cnnlab.data.whiten import parse_preprocess
+
+    try:
+        parse_preprocess(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def train_scale(text: str) -> tuple[float, float]:
+    """``S`` or ``SMIN-SMAX``, pixels."""
+    lo, _, hi = text.partition("-")
+    try:
+        a, b = float(lo), float(hi or lo)
+    except ValueError:
+        a = b = -1.0
+    if not (math.isfinite(a) and math.isfinite(b) and 0 < a <= b):
+        raise argparse.ArgumentTypeError(f"expected S or SMIN-SMAX (pixels, 0 < SMIN <= SMAX), "
+                                         f"got {text!r}")
+    return a, b
+
+
 def cmd_eval(args) -> int:
     from cnnlab.cli.common import input_file
+    from cnnlab.runspec import RunSpec, load_weights, model_and_data
     from cnnlab.train import evaluate
-    from cnnlab.train.spec import RunSpec, load_weights, model_and_data
     from cnnlab.train.trainer import resolve_device
 
-    _setup(args)
+    setup(args)
     if len(args.checkpoint) > 1:  # an ensemble: averaged probabilities
         from cnnlab.cli.distill import cmd_eval_ensemble
 
@@ -209,7 +196,7 @@ def cmd_eval(args) -> int:
     model.to(device)
     data = run.normalise(data)
     m = evaluate(model, data, args.batch_size, tta=args.tta, confusion=True, input_size=size,
-                 device=device)
+                 device=device, tta_scales=test_scales(args, size))
     plain = None
     if args.tta:  # a view can hurt (flips on digits): show what it did
         plain = evaluate(model, data, args.batch_size, input_size=size, device=device)
@@ -279,6 +266,9 @@ def add_commands(sub) -> None:
     p.add_argument("--schedule")
     p.add_argument("--weight-decay", type=nonneg_float)
     p.add_argument("--augment", help="e.g. crop:4,flip (see cnnlab.data.augment)")
+    p.add_argument("--preprocess", type=preprocess_spec, metavar="mean-image|zca[:EPS]",
+                   help="fitted on the training split and kept in the checkpoint: mean-image "
+                   "subtraction (AlexNet, GoogLeNet) or ZCA whitening (NIN; EPS default 0.1)")
     p.add_argument("--label-smoothing", type=float)
     p.add_argument("--ema", type=float, help="EMA decay per step, e.g. 0.9998")
     p.add_argument("--amp", choices=["auto", "bf16", "fp16", "off"])
@@ -305,9 +295,15 @@ def add_commands(sub) -> None:
     data_opts(p, default=None)
     p.add_argument("--part", choices=["val", "test", "train"], default="val",
                    help="which part of the data to evaluate (default: val)")
-    p.add_argument("--tta", choices=["flip", "10crop", "multiscale", "multicrop"],
+    p.add_argument("--tta", choices=["flip", "10crop", "multiscale", "multicrop",
+                                     "multicrop+dense", "144crop"],
                    help="flip; 10crop (AlexNet); multiscale (VGG's dense evaluation at 3 "
-                   "scales); multicrop (VGG's 150 crops)")
+                   "scales); multicrop (VGG's 150 crops); multicrop+dense (both); 144crop "
+                   "(GoogLeNet)")
+    p.add_argument("--train-scale", type=train_scale, metavar="S|SMIN-SMAX",
+                   help="VGG's training scale in pixels (short side), for the test scales Q: "
+                   "S-32, S, S+32, or SMIN, (SMIN+SMAX)/2, SMAX when jittered (default: the "
+                   "checkpoint's scale augmentation, else S = 8/7 of the input)")
     p.add_argument("--batch-size", type=positive_int, default=256)
     p.set_defaults(func=cmd_eval)
 

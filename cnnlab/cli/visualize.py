@@ -85,9 +85,9 @@ def _load(args, run, need_data: bool):
     data normalised as in training."""
     from dataclasses import replace
 
-    from cnnlab.registry import create_model
+    from cnnlab.models import create_model
+    from cnnlab.runspec import model_and_data
     from cnnlab.train import load_checkpoint
-    from cnnlab.train.spec import model_and_data
 
     sets = run.builder_args(parse_sets(args.set))
     if not need_data:
@@ -168,7 +168,7 @@ def _draw(args, model, split, picked, out: Path, methods, written: list, report:
 def cmd_visualize(args) -> int:
     import torch
 
-    from cnnlab.train.spec import RunSpec
+    from cnnlab.runspec import RunSpec
 
     if args.threads:
         torch.set_num_threads(args.threads)

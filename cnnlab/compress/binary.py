@@ -10,6 +10,14 @@ where ⊛ is XNOR + bit count. A binary layer is the paper's block BN → BinAct
 layer in ``"xnor"`` mode its own BatchNorm over the input channels, so that the sign sees
 centred inputs even when the model puts a ReLU in front of the layer.
 
+Batch norm in comparisons: the paper compares the variants on one architecture with batch norm
+in every block (the released Torch models: BWN's AlexNet is conv → BN → ReLU, XNOR-Net's is
+BN → BinActiv → BinConv). A model without batch norm (Caffe's LeNet) gains one per binary layer
+in ``"xnor"`` mode only, so BWN vs XNOR would then also compare "no BN" against "BN".
+``input_bn=True`` gives BWN layers the same BatchNorm in front, and :func:`add_input_bn` gives
+a full-precision model the same one at the same places, so all three differ only in what is
+binarised.
+
 Training (Sec. 3.2, "Binary Gradient"): the real-valued weights are kept and updated; the
 forward pass binarises them, and sign's gradient is the straight-through estimator
 ∂sign(r)/∂r = 1_{|r| ≤ 1} (Hubara et al. 2016). Everything lives in ``forward``, so the
@@ -81,20 +89,19 @@ class BinaryConv2d(nn.Conv2d):
     """A Conv2d whose forward binarises its weights (``bwn``) or weights and inputs (``xnor``,
     with the paper's BN → BinActiv → BinConv block). The real weights stay the parameters."""
 
-    def __init__(self, *args, mode: str = "bwn", **kwargs):
+    def __init__(self, *args, mode: str = "bwn", input_bn: bool | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if self.padding_mode != "zeros":
             raise ValueError("binary convolutions pad with zeros, as the paper does")
         self.mode = mode
-        self.bn = nn.BatchNorm2d(self.in_channels) if mode == "xnor" else None
+        self.bn = nn.BatchNorm2d(self.in_channels) if _with_bn(mode, input_bn) else None
 
     @classmethod
-    def from_conv(cls, conv: nn.Conv2d, mode: str) -> BinaryConv2d:
+    def from_conv(cls, conv: nn.Conv2d, mode: str, input_bn: bool | None = None
+                  ) -> BinaryConv2d:
         m = cls(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
                 conv.padding, conv.dilation, conv.groups, conv.bias is not None,
-                conv.padding_mode, mode=mode, device=conv.weight.device,
+                conv.padding_mode, mode=mode, input_bn=input_bn, device=conv.weight.device,
                 dtype=conv.weight.dtype)
         m.weight = conv.weight
         m.bias = conv.bias
@@ -108,6 +115,7 @@ class BinaryConv2d(nn.Conv2d):
 
     def forward(self, x):
         if self.mode == "bwn":
+            x = x if self.bn is None else self.bn(x)
             return self._conv_forward(x, binary_weight(self.weight), self.bias)
         xb, k = self.binary_input(x)
         # integer counts first, then ·α·K, in the order of the packed kernel (Eq. 11)
@@ -124,28 +132,27 @@ class BinaryLinear(nn.Linear):
     the input features (the receptive field is the whole input vector)."""
 
     def __init__(self, in_features, out_features, bias=True, mode="bwn", device=None,
-                 dtype=None):
+                 dtype=None, input_bn: bool | None = None):
         super().__init__(in_features, out_features, bias, device, dtype)
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.mode = mode
-        self.bn = nn.BatchNorm1d(in_features) if mode == "xnor" else None
+        self.bn = nn.BatchNorm1d(in_features) if _with_bn(mode, input_bn) else None
 
     @classmethod
-    def from_linear(cls, lin: nn.Linear, mode: str) -> BinaryLinear:
+    def from_linear(cls, lin: nn.Linear, mode: str, input_bn: bool | None = None
+                    ) -> BinaryLinear:
         m = cls(lin.in_features, lin.out_features, lin.bias is not None, mode=mode,
-                device=lin.weight.device, dtype=lin.weight.dtype)
+                device=lin.weight.device, dtype=lin.weight.dtype, input_bn=input_bn)
         m.weight = lin.weight
         m.bias = lin.bias
         return m
 
     def binary_input(self, x):
-        shape = x.shape
-        x = self.bn(x.reshape(-1, shape[-1])).reshape(shape)
+        x = _features_bn(self.bn, x)
         return SignSTE.apply(x), x.abs().mean(dim=-1, keepdim=True)
 
     def forward(self, x):
         if self.mode == "bwn":
+            x = x if self.bn is None else _features_bn(self.bn, x)
             return F.linear(x, binary_weight(self.weight), self.bias)
         xb, k = self.binary_input(x)
         out = F.linear(xb, SignSTE.apply(self.weight)) * weight_scale(self.weight).view(-1) * k
@@ -158,6 +165,40 @@ class BinaryLinear(nn.Linear):
 BINARY = (BinaryConv2d, BinaryLinear)
 
 
+def _with_bn(mode: str, input_bn: bool | None) -> bool:
+    """Whether a binary layer normalises its input: XNOR-Net's block always does; BWN when
+    asked (``input_bn=True``), to compare the two at the same batch-norm placement."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if mode == "xnor" and input_bn is False:
+        raise ValueError("XNOR-Net's block normalises before the sign (BN → BinActiv → "
+                         "BinConv); input_bn=False is only for bwn")
+    return mode == "xnor" or bool(input_bn)
+
+
+def _features_bn(bn: nn.BatchNorm1d, x: torch.Tensor) -> torch.Tensor:
+    """BatchNorm1d over the last dimension of (..., features)."""
+    shape = x.shape
+    return bn(x.reshape(-1, shape[-1])).reshape(shape)
+
+
+class InputBN(nn.Module):
+    """BatchNorm over a real Conv2d/Linear layer's input, then the layer: the binary layers'
+    ``input_bn`` placement for a full-precision baseline (:func:`add_input_bn`)."""
+
+    def __init__(self, layer: nn.Conv2d | nn.Linear):
+        super().__init__()
+        conv = isinstance(layer, nn.Conv2d)
+        self.bn = nn.BatchNorm2d(layer.in_channels) if conv else nn.BatchNorm1d(
+            layer.in_features)
+        self.bn.to(device=layer.weight.device, dtype=layer.weight.dtype)
+        self.layer = layer
+
+    def forward(self, x):
+        x = self.bn(x) if isinstance(self.bn, nn.BatchNorm2d) else _features_bn(self.bn, x)
+        return self.layer(x)
+
+
 def _layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return [(n, m) for n, m in model.named_modules()
             if isinstance(m, (nn.Conv2d, nn.Linear)) and not isinstance(m, BINARY)]
@@ -168,12 +209,9 @@ def _set(model: nn.Module, name: str, module: nn.Module) -> None:
     setattr(model.get_submodule(parent) if parent else model, leaf, module)
 
 
-def binarize(model: nn.Module, mode: str = "bwn", keep_first_last: bool = True) -> nn.Module:
-    """Replace the model's Conv2d and Linear layers (in module order) by binary ones, in place;
-    with ``keep_first_last`` the first and the last stay real-valued (Sec. 4). The layers keep
-    their parameters, so an optimiser built afterwards trains the real weights."""
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+def _chosen(model: nn.Module, keep_first_last: bool) -> list[tuple[str, nn.Module]]:
+    """The Conv2d/Linear layers to binarise, in module order (all but the first and last with
+    ``keep_first_last``)."""
     layers = _layers(model)
     if not layers:
         raise ValueError(f"{type(model).__name__} has no Conv2d or Linear layer to binarise")
@@ -182,9 +220,30 @@ def binarize(model: nn.Module, mode: str = "bwn", keep_first_last: bool = True) 
         raise ValueError(f"{type(model).__name__} has only {len(layers)} Conv2d/Linear "
                          "layer(s), all kept real-valued as the first and last; nothing to "
                          "binarise (pass keep_first_last=False)")
-    for name, m in chosen:
-        new = (BinaryConv2d.from_conv(m, mode) if isinstance(m, nn.Conv2d)
-               else BinaryLinear.from_linear(m, mode))
+    return chosen
+
+
+def binarize(model: nn.Module, mode: str = "bwn", keep_first_last: bool = True,
+             input_bn: bool | None = None) -> nn.Module:
+    """Replace the model's Conv2d and Linear layers (in module order) by binary ones, in place;
+    with ``keep_first_last`` the first and the last stay real-valued (Sec. 4). The layers keep
+    their parameters, so an optimiser built afterwards trains the real weights. ``input_bn``:
+    None = the paper's blocks (BatchNorm in front for ``xnor`` only); True = in front of every
+    binary layer, BWN too (see the module docstring)."""
+    _with_bn(mode, input_bn)
+    for name, m in _chosen(model, keep_first_last):
+        new = (BinaryConv2d.from_conv(m, mode, input_bn) if isinstance(m, nn.Conv2d)
+               else BinaryLinear.from_linear(m, mode, input_bn))
+        new.train(m.training)
+        _set(model, name, new)
+    return model
+
+
+def add_input_bn(model: nn.Module, keep_first_last: bool = True) -> nn.Module:
+    """Put a BatchNorm in front of the layers :func:`binarize` would binarise, in place, and
+    keep them real: the full-precision network with the binary ones' BN placement."""
+    for name, m in _chosen(model, keep_first_last):
+        new = InputBN(m)
         new.train(m.training)
         _set(model, name, new)
     return model
@@ -228,7 +287,8 @@ def save_binary(model: nn.Module, path: str | os.PathLike, meta: dict | None = N
         tensors[f"{n}.weight.alpha"] = weight_scale(m.weight.detach()).flatten().cpu()
         shapes[n] = list(m.weight.shape)
     header = {"format": "cnnlab-binary-1", "meta": json.dumps(meta or {}),
-              "layers": json.dumps({n: {"mode": m.mode, "shape": shapes[n]}
+              "layers": json.dumps({n: {"mode": m.mode, "shape": shapes[n],
+                                        "input_bn": m.bn is not None}
                                     for n, m in bl.items()})}
     with atomic_path(path) as tmp:
         mode = tmp.stat().st_mode
@@ -265,8 +325,9 @@ def load_binary(path: str | os.PathLike, model: nn.Module | None = None) -> nn.M
         if not isinstance(m, BINARY):
             if not isinstance(m, (nn.Conv2d, nn.Linear)):
                 raise ValueError(f"{path}: layer {n} is not a Conv2d/Linear in this model")
-            _set(model, n, BinaryConv2d.from_conv(m, info["mode"]) if isinstance(m, nn.Conv2d)
-                 else BinaryLinear.from_linear(m, info["mode"]))
+            bn = info.get("input_bn") or None  # files without the key: the paper's blocks
+            _set(model, n, BinaryConv2d.from_conv(m, info["mode"], bn)
+                 if isinstance(m, nn.Conv2d) else BinaryLinear.from_linear(m, info["mode"], bn))
         bits = tensors.pop(f"{n}.weight.bits")
         alpha = tensors.pop(f"{n}.weight.alpha")
         b = unpack_signs(bits, info["shape"])

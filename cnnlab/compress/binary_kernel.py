@@ -15,7 +15,9 @@ never differ).
 The compiled path is the C extension ``cnnlab.compress._binconv`` (built by ``pip install``,
 OpenMP threads when the compiler has them). Without it — no compiler at install time — the
 same counts come from a vectorised torch fallback (a float convolution of the signs), slower
-but equal; :data:`HAVE_KERNEL` says which one runs.
+but equal; :data:`HAVE_KERNEL` says which one runs. The kernel picks its popcount at run time
+(AVX-512 VPOPCNTDQ, AVX2 or scalar, ``_binconv.simd()``); its layout and blocking are described
+in ``_binconv.c``.
 """
 
 from __future__ import annotations
@@ -38,6 +40,12 @@ def _threads(threads: int | None) -> int:
     return max(1, threads or torch.get_num_threads())
 
 
+def _need_kernel() -> None:
+    if _binconv is None:
+        raise RuntimeError("cnnlab's C kernel (cnnlab.compress._binconv) is not built; "
+                           "reinstall with a C compiler: pip install -e .")
+
+
 def words_for(channels: int) -> int:
     return (channels + 63) // 64
 
@@ -45,9 +53,7 @@ def words_for(channels: int) -> int:
 def pack_bits(x: torch.Tensor, threads: int | None = None) -> torch.Tensor:
     """Signs (x ≥ 0 → 1) of the last dimension, 64 to a word: (..., C) float → (..., words)
     int64. Needs the compiled kernel."""
-    if _binconv is None:
-        raise RuntimeError("cnnlab's C kernel (cnnlab.compress._binconv) is not built; "
-                           "reinstall with a C compiler: pip install -e .")
+    _need_kernel()
     x = x.detach().to(torch.float32).contiguous()
     c = x.shape[-1]
     out = torch.empty(*x.shape[:-1], words_for(c), dtype=torch.int64)
@@ -70,6 +76,19 @@ def xnor_counts(x: torch.Tensor, wbits: torch.Tensor, channels: int, kernel_size
                 threads: int | None = None) -> torch.Tensor:
     """sign(x) ⊛ sign(W) as int32 (N, Cout, Ho, Wo): XNOR + popcount over the packed bits,
     zero padding by leaving outside taps out of the count."""
+    return _conv(x, wbits, channels, kernel_size, stride, padding, dilation, threads)
+
+
+def xnor_conv(x: torch.Tensor, wbits: torch.Tensor, channels: int, kernel_size, stride,
+              padding, dilation, alpha: torch.Tensor, k: torch.Tensor,
+              bias: torch.Tensor | None = None, threads: int | None = None) -> torch.Tensor:
+    """Eq. 11 in one pass: (sign(x) ⊛ sign(W))·α·K (+ bias) as float32 (N, Cout, Ho, Wo), the
+    scales applied by the kernel as it stores each count (α per filter, K (N, 1, Ho, Wo))."""
+    return _conv(x, wbits, channels, kernel_size, stride, padding, dilation, threads,
+                 (alpha, k, bias))
+
+
+def _conv(x, wbits, channels, kernel_size, stride, padding, dilation, threads, scales=None):
     n, c, h, w = x.shape
     if c != channels:
         raise ValueError(f"expected {channels} input channels, got {c}")
@@ -77,11 +96,26 @@ def xnor_counts(x: torch.Tensor, wbits: torch.Tensor, channels: int, kernel_size
     ho, wo = _out_size(h, kh, sh, ph, dh), _out_size(w, kw, sw, pw, dw)
     if ho < 1 or wo < 1:
         raise ValueError(f"input {h}x{w} is too small for this convolution")
-    xbits = pack_bits(x.permute(0, 2, 3, 1), threads)
+    _need_kernel()
+    x = x.detach().to(torch.float32).contiguous()  # packed in C from NCHW, no transposed copy
+    wbits = wbits.contiguous()
     cout = wbits.shape[0]
-    out = torch.empty(n, ho, wo, cout, dtype=torch.int32)
-    _binconv.conv(xbits.data_ptr(), wbits.contiguous().data_ptr(), out.data_ptr(), n, h, w, c,
-                  words_for(c), cout, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, _threads(threads))
+    if wbits.shape[1:] != (kh, kw, words_for(c)):
+        raise ValueError(f"packed weights {tuple(wbits.shape)} do not fit {c} channels "
+                         f"and a {kh}x{kw} kernel")
+    ptrs, keep = [], []
+    if scales is not None:
+        alpha, k, bias = scales
+        keep = [t.detach().to(torch.float32).contiguous() if t is not None else None
+                for t in (alpha, k, bias)]
+        if keep[0].numel() != cout or keep[1].shape != (n, 1, ho, wo) or (
+                keep[2] is not None and keep[2].numel() != cout):
+            raise ValueError("α needs one value per filter, K the shape (N, 1, Ho, Wo) and the "
+                             "bias one value per filter")
+        ptrs = [t.data_ptr() if t is not None else 0 for t in keep]
+    out = torch.empty(n, ho, wo, cout, dtype=torch.int32 if scales is None else torch.float32)
+    _binconv.conv(x.data_ptr(), wbits.data_ptr(), out.data_ptr(), n, c, h, w, words_for(c),
+                  cout, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, _threads(threads), *ptrs)
     return out.permute(0, 3, 1, 2)
 
 
@@ -113,17 +147,16 @@ class PackedConv2d(nn.Module):
             self.register_buffer("signs", sign(w))
         self.threads: int | None = None
 
-    def counts(self, xn):
-        if HAVE_KERNEL:
-            return xnor_counts(xn, self.wbits, self.in_channels, self.kernel_size, self.stride,
-                               self.padding, self.dilation, self.threads).float()
-        return float_counts(xn, self.signs, self.stride, self.padding, self.dilation)
-
     @torch.no_grad()
     def forward(self, x):
         x = self.bn(x)
         k = input_scale(x, self.kernel_size, self.stride, self.padding, self.dilation)
-        out = self.counts(x) * self.alpha.view(1, -1, 1, 1) * k
+        if HAVE_KERNEL:  # the kernel applies α·K (+ bias) as it stores each count
+            return xnor_conv(x, self.wbits, self.in_channels, self.kernel_size, self.stride,
+                             self.padding, self.dilation, self.alpha, k, self.bias,
+                             self.threads)
+        out = float_counts(x, self.signs, self.stride, self.padding, self.dilation)
+        out = out * self.alpha.view(1, -1, 1, 1) * k
         return out if self.bias is None else out + self.bias.view(1, -1, 1, 1)
 
 

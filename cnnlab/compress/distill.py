@@ -83,7 +83,7 @@ class Ensemble(nn.Module):
 def load_model(path, name: str | None = None) -> nn.Module:
     """The model a cnnlab checkpoint holds, built from its stored name and builder arguments
     (``name`` must agree when given), in eval mode."""
-    from cnnlab.registry import create_model
+    from cnnlab.models import create_model
     from cnnlab.train.checkpoint import load_checkpoint, read_meta
 
     if not Path(path).is_file():

@@ -209,7 +209,7 @@ def compress_model(model: nn.Module, name: str, config: dict | None = None, spli
     bits = parse_bits(s.bits, layers, "bits")
     span = parse_bits(s.span, layers, "index-difference bits")
     if input_size is None:
-        from cnnlab.registry import model_info
+        from cnnlab.models import model_info
 
         input_size = model_info(name).input_size
     dense_file = _safetensors_size(model)
@@ -281,7 +281,7 @@ def compress_model(model: nn.Module, name: str, config: dict | None = None, spli
 
 
 def _model_from(name: str, config: dict, state: dict) -> nn.Module:
-    from cnnlab.registry import create_model
+    from cnnlab.models import create_model
 
     model = create_model(name, **config)
     wrong = mismatch(model.state_dict(), state, dtype=True)

@@ -298,7 +298,7 @@ def _input_size(model: nn.Module, input_size):
     size = getattr(model, "default_input_size", None)
     name = getattr(model, "model_name", None)
     if size is None and name is not None:
-        from cnnlab.registry import model_info
+        from cnnlab.models import model_info
 
         size = model_info(name).input_size
     if size is None:
@@ -403,7 +403,7 @@ def load_pruned(path: str | os.PathLike) -> nn.Module:
     """Rebuild a model written by :func:`save_pruned` (a directory) and load its weights."""
     from safetensors.torch import load_file
 
-    from cnnlab.registry import create_model
+    from cnnlab.models import create_model
 
     path = Path(path)
     try:

@@ -5,6 +5,7 @@
 (``mnist-canvas:DIR``) are a dense-prediction task made of real digits (:mod:`.canvas`).
 """
 
+import cnnlab.data.readers  # noqa: F401, E402  (registers the built-in readers)
 from cnnlab.data.canvas import Canvases, canvas_split, gaussian_heatmaps, make_canvases
 from cnnlab.data.core import (
     DataSplit,

@@ -9,6 +9,10 @@ overlapping and no digit class twice on one canvas. Every canvas comes with
   the digit's centre (its intensity centroid), at ``1/stride`` of the canvas resolution, as
   pose networks predict joints (Newell et al. 2016, Sec. 3.4).
 
+* boxes (``mnist-canvas-boxes``): per digit the tight box around its stroke pixels, rows
+  (x1, y1, x2, y2, class) in 0-1 canvas coordinates, padded to 10 rows with class −1, for
+  detection (:mod:`cnnlab.detect`).
+
 Generation is deterministic from the seed. Training and validation canvases use disjoint
 digits: MNIST's training images and its test set if DIR holds both, otherwise a seeded
 80 / 20 split of whatever DIR holds (the repository ships the 10,000 test images). Dataset
@@ -98,9 +102,29 @@ def gaussian_heatmaps(centres: torch.Tensor, side: int, stride: int = STRIDE,
     return torch.nan_to_num(h, nan=0.0).float()
 
 
+def canvas_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """N×10×5 box rows from label maps: the extent of each class's stroke pixels (a class is
+    on a canvas at most once), (x1, y1, x2, y2) as fractions of the side, then the class;
+    absent classes are rows of class −1."""
+    n, h, w = masks.shape
+    ys, xs = torch.arange(h), torch.arange(w)
+    out = torch.full((n, 10, 5), -1.0)
+    for c in range(10):
+        on = masks == c + 1
+        rows, cols = on.any(2), on.any(1)
+        y1 = torch.where(rows, ys, h).min(1).values / h
+        y2 = (torch.where(rows, ys, -1).max(1).values + 1) / h
+        x1 = torch.where(cols, xs, w).min(1).values / w
+        x2 = (torch.where(cols, xs, -1).max(1).values + 1) / w
+        box = torch.stack([x1, y1, x2, y2, torch.full_like(x1, float(c))], 1)
+        have = rows.any(1)
+        out[have, c] = box[have]
+    return out
+
+
 def digit_pools(path: str | None, seed: int = 0):
     """(images, labels) of the digits for training canvases and for validation ones."""
-    from cnnlab.data import load_dataset
+    from cnnlab.data.core import load_dataset
 
     if not path:
         raise ValueError("--data mnist-canvas needs the MNIST directory: "
@@ -129,8 +153,8 @@ def canvas_split(path: str | None, target: str = "mask", val_split: int | None =
                  sigma: float = SIGMA) -> DataSplit:
     """Training and validation canvases (``val_split`` of them, default 1,000) as a
     DataSplit whose targets are label maps (``target="mask"``) or heatmaps."""
-    if target not in ("mask", "heatmap"):
-        raise ValueError(f"target must be 'mask' or 'heatmap', got {target!r}")
+    if target not in ("mask", "heatmap", "boxes"):
+        raise ValueError(f"target must be 'mask', 'heatmap' or 'boxes', got {target!r}")
     n_val = VAL_CANVASES if val_split is None else val_split
     if not isinstance(n_val, int) or n_val <= 0 or train_size <= 0:
         raise ValueError(f"canvas counts must be positive, got {train_size} and {n_val}")
@@ -140,9 +164,11 @@ def canvas_split(path: str | None, target: str = "mask", val_split: int | None =
     for (x, y), n, s in zip(pools, (train_size, n_val), (2 * seed, 2 * seed + 1)):
         cv = make_canvases(x.numpy(), y.numpy(), n, size, per_canvas, s, stride, sigma)
         img = cv.images.expand(-1, chans, -1, -1).contiguous()
-        parts.append(TensorData(img, cv.masks if target == "mask" else cv.heatmaps))
+        y = {"mask": cv.masks, "heatmap": cv.heatmaps}.get(target)
+        parts.append(TensorData(img, canvas_boxes(cv.masks) if y is None else y))
     classes = SEG_CLASSES if target == "mask" else SEG_CLASSES[1:]
-    name = "mnist-canvas" if target == "mask" else "mnist-canvas-keypoints"
+    name = {"mask": "mnist-canvas", "heatmap": "mnist-canvas-keypoints",
+            "boxes": "mnist-canvas-boxes"}[target]
     return DataSplit(parts[0], parts[1], num_classes=len(classes), in_chans=chans, name=name,
                      classes=list(classes))
 
@@ -159,3 +185,10 @@ def load_mnist_canvas_keypoints(path: str | None, val_split: int | None = None, 
                                 input_size=None, **opts) -> DataSplit:
     """The same canvases with one centre heatmap per digit class (stride 4)."""
     return canvas_split(path, "heatmap", val_split, seed, input_size, **opts)
+
+
+@register_dataset("mnist-canvas-boxes")
+def load_mnist_canvas_boxes(path: str | None, val_split: int | None = None, seed: int = 0,
+                            input_size=None, **opts) -> DataSplit:
+    """The same canvases with a box per digit (N×10×5 rows), for detection."""
+    return canvas_split(path, "boxes", val_split, seed, input_size, **opts)

@@ -85,9 +85,6 @@ def register_dataset(name: str):
 
 
 def list_datasets() -> list[str]:
-    import cnnlab.data.canvas  # noqa: F401  (registers mnist-canvas)
-    import cnnlab.data.readers  # noqa: F401  (registers the built-in readers)
-
     return sorted(_DATASETS)
 
 

@@ -75,3 +75,57 @@ class ZCAWhitening(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         flat = _as_float(x).to(self.matrix.dtype).flatten(1) - self.mean
         return (flat @ self.matrix.T).view(len(x), *self.shape)
+
+
+# --- as a data option: ``cnnlab train --preprocess mean-image|zca[:EPS]`` -------------------
+PREPROCESS = ("mean-image", "zca")
+ZCA_MAX_VALUES = 4096  # a C·H·W × C·H·W matrix: NIN whitened 3×32×32 CIFAR (3,072)
+
+
+def parse_preprocess(spec: str) -> tuple[str, float]:
+    """``"mean-image"``, ``"zca"`` or ``"zca:EPS"`` → (kind, eps)."""
+    kind, _, arg = (spec or "").partition(":")
+    if kind not in PREPROCESS or (arg and kind != "zca"):
+        raise ValueError(f"unknown preprocessing {spec!r}; known: mean-image, zca, zca:EPS")
+    try:
+        eps = float(arg) if arg else 0.1
+    except ValueError:
+        eps = -1.0
+    if not eps > 0 or eps == float("inf"):
+        raise ValueError(f"zca:EPS needs a positive number, got {spec!r}")
+    return kind, eps
+
+
+def empty_preprocess(spec: str, shape: tuple[int, int, int]) -> nn.Module:
+    """An unfitted module of the kind ``spec`` names, for images of ``shape`` (its buffers are
+    then loaded from a checkpoint)."""
+    kind, eps = parse_preprocess(spec)
+    if kind == "mean-image":
+        return MeanImage(shape)
+    values = shape[0] * shape[1] * shape[2]
+    if values > ZCA_MAX_VALUES:
+        raise ValueError(f"ZCA whitening of {'x'.join(map(str, shape))} inputs needs a "
+                         f"{values:,}x{values:,} matrix; it is for inputs of at most "
+                         f"{ZCA_MAX_VALUES:,} values (NIN whitened 3x32x32 CIFAR)")
+    return ZCAWhitening(shape, eps)
+
+
+def fit_preprocess(spec: str, images: torch.Tensor) -> nn.Module:
+    """The module ``spec`` names, fitted on ``images`` (the training split, as the network
+    sees them)."""
+    kind, eps = parse_preprocess(spec)
+    empty_preprocess(spec, tuple(images.shape[1:]))  # refuses a too-large ZCA before fitting
+    return MeanImage.fit(images) if kind == "mean-image" else ZCAWhitening.fit(images, eps)
+
+
+def _preprocess_input(model: nn.Module, args):
+    return (model.preprocess(args[0]), *args[1:])
+
+
+def attach_preprocess(model: nn.Module, prep: nn.Module) -> nn.Module:
+    """Put ``prep`` in front of ``model``'s forward: a submodule ``preprocess`` (so its
+    buffers travel in ``state_dict`` and the checkpoint) and a forward pre-hook that applies
+    it. The model's own weights keep their names."""
+    model.add_module("preprocess", prep)
+    model.register_forward_pre_hook(_preprocess_input)
+    return model

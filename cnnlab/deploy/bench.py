@@ -185,7 +185,7 @@ def bench(model: nn.Module | str, *, batches=(1,), input_size=None, threads: int
     ``opts``: ``backend`` (torch | onnxruntime), ``channels_last``, ``fuse_bn``, ``compile``,
     ``int8``, ``device``, ``calibration``. Weights are random (latency does not depend on
     them)."""
-    from cnnlab.registry import create_model, model_info
+    from cnnlab.models import create_model, model_info
 
     check_options(**{k: opts[k] for k in ("backend", "int8", "device", "compile") if k in opts})
     name = model if isinstance(model, str) else getattr(model, "model_name",
@@ -234,8 +234,8 @@ def table8(names, input_sizes=((3, 224, 224),), *, threads: int = 1, runs: int =
     """ShuffleNet V2 Table 8's layout: per model and input size, mult-adds, memory access cost
     (MAC, elements), params and measured batch-1 latency; Kendall's τ between mult-adds and
     latency over the models at each input size. Models are timed in turns."""
+    from cnnlab.models import create_model
     from cnnlab.profile import profile
-    from cnnlab.registry import create_model
 
     rows, taus = [], {}
     with num_threads(threads):

@@ -158,8 +158,8 @@ def energy_of_dcz(path, *, sram_bytes: int | str = 512 * 1024) -> EnergyReport:
     model compressed below ``sram_bytes`` reads them from SRAM — Deep Compression's point."""
     from cnnlab.compress import fileformat as ff
     from cnnlab.compress.pipeline import _check_against_model
+    from cnnlab.models import model_info
     from cnnlab.profile import build_on_meta, profile
-    from cnnlab.registry import model_info
 
     f = ff.read(path)
     _check_against_model(f)

@@ -70,7 +70,7 @@ def _example_input(model: nn.Module, input_size, device) -> torch.Tensor:
         input_size = getattr(model, "default_input_size", None)
         name = getattr(model, "model_name", None)
         if input_size is None and name:
-            from cnnlab.registry import model_info
+            from cnnlab.models import model_info
 
             input_size = model_info(name).input_size
         if input_size is None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from functools import cache
+
+from cnnlab.models import model_info
 from cnnlab.profile import build_on_meta
-from cnnlab.registry import model_info
 
 _FIXED = {"lenet_300_100", "lenet5_caffe"}  # fully connected on the raw image: one size only
 
@@ -14,8 +16,18 @@ def small_input_size(name: str, side: int = 8) -> tuple[int, ...]:
     info = model_info(name)
     if name in _FIXED:
         return tuple(info.input_size)
-    lo = max(int(getattr(build_on_meta(name), "min_input_size", 1)), side)
+    lo = max(_built(name)[2], side)
     return (info.input_size[0], lo, lo)
+
+
+@cache
+def _built(name: str) -> tuple[frozenset, int, int]:
+    """What these helpers read of a registered model built on meta (its module types,
+    parameter count and minimum input side), built once per process: the deepest take a
+    second to build."""
+    m = build_on_meta(name)
+    return (frozenset(type(x).__name__ for x in m.modules()),
+            sum(p.numel() for p in m.parameters()), int(getattr(m, "min_input_size", 1)))
 
 
 def random_model(name: str, num_classes: int = 10, **kwargs):
@@ -27,8 +39,8 @@ def random_model(name: str, num_classes: int = 10, **kwargs):
 
     import torch
 
+    from cnnlab.models import create_model
     from cnnlab.profile import skip_init
-    from cnnlab.registry import create_model
 
     with skip_init():
         model = create_model(name, num_classes=num_classes, **kwargs)
@@ -55,13 +67,12 @@ def representatives(names=None) -> list[str]:
     basic vs bottleneck blocks; VGG-11 and VGG-19 do not). Registry-wide checks whose cost is
     the weights (folding, ONNX export) run on these by default; every code path that builds a
     layer is among them."""
-    from cnnlab.registry import list_models
+    from cnnlab.models import list_models
 
     groups: dict[tuple, tuple[int, str]] = {}
     for name in names or list_models():
-        m = build_on_meta(name)
-        key = (model_info(name).family, frozenset(type(x).__name__ for x in m.modules()))
-        size = sum(p.numel() for p in m.parameters())
+        types, size, _ = _built(name)
+        key = (model_info(name).family, types)
         if key not in groups or size < groups[key][0]:
             groups[key] = (size, name)
     return sorted(n for _, n in groups.values())

@@ -99,6 +99,12 @@ class Release:
     pool_include_pad: bool | None = None
     fc_bias: bool = True
     models: tuple[str, ...] = ()  # glob patterns of the module's models it exists for
+    # builder keywords where the release is another shape of the network (torchvision's
+    # ResNet-50 strides the 3x3: ``(("stride_in_1x1", False),)``); a user's keyword wins
+    builder_args: tuple[tuple[str, object], ...] = ()
+    # timm's "SAME" average pools pad with zeros and then average them (TF's do not count
+    # the padding): timm's port of NASNet-A computes that
+    same_avg_counts_pad: bool = False
 
     def apply(self, model: nn.Module) -> nn.Module:
         for name, m in list(model.named_modules()):
@@ -112,6 +118,8 @@ class Release:
                     and _symmetric_same(m):
                 m.__class__ = _SAME[kind]  # same parameters and names: a checkpoint still loads
                 m.padding = (0, 0) if kind is nn.Conv2d else 0
+                if kind is nn.AvgPool2d and self.same_avg_counts_pad:
+                    m.count_include_pad = True
             if self.pool_include_pad is not None and isinstance(m, nn.AvgPool2d):
                 m.count_include_pad = self.pool_include_pad
             if self.act is not None and kind is nn.ReLU:

@@ -26,9 +26,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cnnlab.models._factory import create_model
 from cnnlab.models.base import ConvNet, FeatureExtractor, check_arg
 from cnnlab.models.vgg import VGGNet
-from cnnlab.registry import Paper, create_model, register_model
+from cnnlab.registry import Paper, register_model
 
 FCN_PAPER = Paper("Fully Convolutional Networks for Semantic Segmentation",
                   "Long, Shelhamer, Darrell", 2015, "1411.4038")

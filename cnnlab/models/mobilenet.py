@@ -7,6 +7,8 @@ convolution (Sec. 3.1), each followed by BN and ReLU. The width multiplier α th
 Releases (:mod:`cnnlab.layers.release`): ``"tf"`` is the TF-slim ``mobilenet_v1`` the
 authors released: ReLU6 where the paper says ReLU, BatchNorm eps 1e-3 (decay 0.9997) and TF
 "SAME" padding (asymmetric on even inputs to the stride-2 convolutions); same parameters.
+``"timm"`` is timm's ``mobilenetv1_100``/``_125`` (its own training, not the TF-slim
+weights): ReLU6 only, with PyTorch's symmetric padding and BN eps 1e-5.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ MOBILENET_V1 = Paper("MobileNets: Efficient Convolutional Neural Networks for Mo
 
 RELEASES = {"tf": Release("tf", "TF-slim: ReLU6, BN eps 1e-3, TF SAME padding", bn_eps=1e-3,
                           bn_momentum=0.0003, same="all", act=nn.ReLU6,
-                          models=("mobilenet_v1",))}
+                          models=("mobilenet_v1",)),
+            "timm": Release("timm", "timm's mobilenetv1_*: ReLU6 (PyTorch padding, BN eps 1e-5)",
+                            act=nn.ReLU6, models=("mobilenet_v1",))}
 STEM = 32  # Conv / s2, 3×3×3×32
 # Table 1: (depthwise stride, pointwise out channels)
 BODY = [

@@ -7,10 +7,13 @@ reduction cell, N normal cells. Filters double at each reduction. "N @ F" names 
 N and the number of filters F in its penultimate layer; the cells below are data, the
 genotypes the released code (TF-slim ``nasnet_utils.py``) executes.
 
-Releases (:mod:`cnnlab.layers.release`): ``"tf"`` is the TF-slim release (and timm's
-``nasnetalarge``): BatchNorm eps 1e-3 (decay 0.9997) and TF "SAME" padding, asymmetric on even
-inputs to strided convolutions and pools (``nasnet_a_mobile`` at 224 px meets them in three
-cells); same parameters.
+Releases (:mod:`cnnlab.layers.release`): ``"tf"`` is the TF-slim release: BatchNorm eps
+1e-3 (decay 0.9997) and TF "SAME" padding, asymmetric on even inputs to strided convolutions
+and pools (``nasnet_a_mobile`` at 224 px meets them in three cells); same parameters.
+``"timm"`` is timm's ``nasnetalarge``, which differs from TF-slim in one place: its strided
+"SAME" average pools pad with zeros and then count them in the average (TF averages the real
+pixels only), 2.5e-3 relative at the logits with random weights. Load timm's weights with
+``release="timm"`` to compute timm's function, ``"tf"`` to compute TF-slim's.
 """
 
 from __future__ import annotations
@@ -26,7 +29,10 @@ from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
 from cnnlab.registry import Paper, register_model
 
 RELEASES = {"tf": Release("tf", "TF-slim: BN eps 1e-3, TF SAME padding", bn_eps=1e-3,
-                          bn_momentum=0.0003, same="all")}
+                          bn_momentum=0.0003, same="all"),
+            "timm": Release("timm", "timm's port: as tf, but its SAME average pools count the "
+                            "padding", bn_eps=1e-3, bn_momentum=0.0003, same="all",
+                            same_avg_counts_pad=True)}
 NASNET = Paper("Learning Transferable Architectures for Scalable Image Recognition",
                "Zoph, Vasudevan, Shlens, Le", 2018, "1707.07012")
 

@@ -6,7 +6,9 @@ models' ``cccp`` layers), all with ReLU. There is no fully connected classifier:
 mlpconv layer produces one map per class and global average pooling turns each map into a
 confidence (Sec. 3.2). Dropout follows every mlpconv layer but the last. The widths are the
 authors' released Caffe models (the paper gives none): the 3-layer CIFAR-10 model and the
-4-layer ImageNet model.
+4-layer ImageNet model. Weights start from a Gaussian of standard deviation 0.05, biases at 0
+(deck 002:202; the released CIFAR-10 model's fillers), not the He initialisation of the
+other families.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from cnnlab.models.base import ConvNet
 from cnnlab.registry import Paper, register_model
 
 NIN = Paper("Network In Network", "Lin, Chen, Yan", 2013, "1312.4400")
+INIT_STD = 0.05
 
 # One row per mlpconv layer: (k×k conv: out, kernel, stride, padding), [1×1 widths], the
 # pooling after it ("max"/"avg", 3×3 stride 2, Caffe's ceil rounding) and dropout after it.
@@ -87,6 +90,12 @@ class NetworkInNetwork(ConvNet):
                                       reduction=reduction, channels=c))
         self.features = nn.Sequential(layers)
         self.head = ConvClassifier(c, num_classes)
+
+    def init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0.0, INIT_STD)
+                nn.init.zeros_(m.bias)
 
     def forward_features(self, x):
         return self.features(x)

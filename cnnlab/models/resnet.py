@@ -8,7 +8,9 @@ options A/B/C (Sec. 3.3, Table 3) are in :mod:`cnnlab.layers.resnet_blocks`; the
 
 ResNet-50/101/152 stride the first 1×1 of a bottleneck (the paper, Caffe models, "v1");
 ``stride_in_1x1=False`` strides the 3×3 ("v1.5", torchvision, and the ResNeXt paper's
-ResNet-50 baseline): 3.86 G vs 4.09 G mult-adds for ResNet-50.
+ResNet-50 baseline): 3.86 G vs 4.09 G mult-adds for ResNet-50. ``release="torchvision"``
+builds that one, the network of torchvision's and timm's ResNet-50/101/152 weights (their
+names and shapes are the paper network's: only the output tells them apart).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import torch.nn as nn
 
 from cnnlab.layers import ConvNormAct
+from cnnlab.layers.release import Release
 from cnnlab.layers.resnet_blocks import (
     SHORTCUTS,
     BasicBlock,
@@ -27,6 +30,13 @@ from cnnlab.layers.resnet_blocks import (
 from cnnlab.models.base import ClassifierHead, ConvNet, check_arg
 from cnnlab.registry import Paper, register_model
 
+RELEASES = [
+    Release("torchvision", "torchvision's (and timm's) ResNet-50/101/152: the 3x3 strides "
+            "('v1.5')", builder_args=(("stride_in_1x1", False),),
+            models=("resnet50", "resnet101", "resnet152")),
+    Release("torchvision", "torchvision's ResNet-18/34: the paper network",
+            models=("resnet18", "resnet34")),
+]
 RESNET = Paper("Deep Residual Learning for Image Recognition", "He, Zhang, Ren, Sun", 2015,
                "1512.03385")
 PREACT = Paper("Identity Mappings in Deep Residual Networks", "He, Zhang, Ren, Sun", 2016,

@@ -17,7 +17,9 @@ difference from torchvision's ``shufflenet_v2_*``, which stays: a stride-2 V2 un
 as Megvii's code does (the main branch outputs out − in channels beside the in-channel
 shortcut branch), where torchvision splits out/2 and out/2 and misses Table 5's
 146/299/591 M. The two agree where a stage doubles its input (every stage of x0.5), so
-torchvision's ``shufflenet_v2_x0_5`` weights load here; x1.0–x2.0 do not fit.
+torchvision's ``shufflenet_v2_x0_5`` weights load into the paper network; for x1.0–x2.0 use
+``release="torchvision"``, which builds torchvision's units (x1.0/1.5/2.0: 144.9/295.8/583.3 M
+mult-adds, not Table 5's 146/299/591 M).
 """
 
 from __future__ import annotations
@@ -47,8 +49,13 @@ V1_CHANNELS = {
     8: (384, 768, 1536),
 }
 V1_REPEATS = (4, 8, 4)  # per stage: one stride-2 unit, then stride-1 units
+# Sec. 4.2, Table 5: "a 26-layer architecture by removing half of the blocks in Stage 2-4"
+V1_SHALLOW_REPEATS = (2, 4, 2)
 RELEASES = {"megvii": Release("megvii", "Megvii's release: classifier without bias",
-                              fc_bias=False, models=("shufflenet_v2_*",))}
+                              fc_bias=False, models=("shufflenet_v2_*",)),
+            "torchvision": Release("torchvision", "torchvision's: stride-2 units split out/2 "
+                                   "and out/2", builder_args=(("half_split", True),),
+                                   models=("shufflenet_v2_*",))}
 V1_CONV1 = 24  # Conv1 3×3/2, then MaxPool 3×3/2
 
 # V2, Table 5: output channels of Stage 2, 3, 4 and Conv5 per width (Conv1 24, repeats 4/8/4)
@@ -111,18 +118,20 @@ class ShuffleV2Unit(nn.Module):
     """Fig. 3(c) (split, stride 1) and 3(d) (no split, both branches strided), each ending in
     concat and a channel shuffle with 2 groups."""
 
-    def __init__(self, in_chs, out_chs, stride):
+    def __init__(self, in_chs, out_chs, stride, half_split=False):
         super().__init__()
         self.stride = stride
         mid = out_chs // 2
         if stride == 1:
             branch_in, branch_out = in_chs // 2, out_chs - in_chs // 2
             self.proj = None
-        else:  # the authors' code: the main branch makes out − in channels, the other in
-            branch_in, branch_out = in_chs, out_chs - in_chs
+        else:  # the authors' code: the main branch makes out − in channels, the other in;
+            # torchvision's (half_split): out/2 each
+            short = out_chs // 2 if half_split else in_chs
+            branch_in, branch_out = in_chs, out_chs - short
             self.proj = nn.Sequential(OrderedDict(
                 dw=ConvNormAct(in_chs, in_chs, 3, 2, groups=in_chs, act=None),
-                pw=ConvNormAct(in_chs, in_chs, 1)))
+                pw=ConvNormAct(in_chs, short, 1)))
         self.branch = nn.Sequential(OrderedDict(
             pw1=ConvNormAct(branch_in, mid, 1),
             dw=ConvNormAct(mid, mid, 3, stride, groups=mid, act=None),
@@ -169,7 +178,7 @@ class ShuffleNet(ConvNet):
 
 
 def shufflenet_v1_net(groups=3, width_mult=1.0, shuffle=True, num_classes=1000, in_chans=3,
-                      drop_rate=0.0, se=False):
+                      drop_rate=0.0, se=False, shallow=False):
     conv1, stages = v1_widths(groups, width_mult)
 
     def unit(cin, cout, stride, stage, j):
@@ -178,16 +187,19 @@ def shufflenet_v1_net(groups=3, width_mult=1.0, shuffle=True, num_classes=1000, 
         return ShuffleV1Unit(cin, cout, groups, stride, first_grouped=(stage, j) != (0, 0),
                              shuffle=shuffle, se=se)
 
-    return ShuffleNet(conv1, stages, V1_REPEATS, unit, None, num_classes, in_chans, drop_rate)
+    repeats = V1_SHALLOW_REPEATS if shallow else V1_REPEATS
+    return ShuffleNet(conv1, stages, repeats, unit, None, num_classes, in_chans, drop_rate)
 
 
-def shufflenet_v2_net(width_mult=1.0, num_classes=1000, in_chans=3, drop_rate=0.0):
+def shufflenet_v2_net(width_mult=1.0, num_classes=1000, in_chans=3, drop_rate=0.0,
+                      half_split=False):
+    """``half_split=True``: torchvision's stride-2 units (``release="torchvision"``)."""
     check_arg(width_mult in V2_CHANNELS, f"width_mult must be one of {sorted(V2_CHANNELS)} "
               f"(Table 5), got {width_mult!r}")
     *stages, conv5 = V2_CHANNELS[width_mult]
 
     def unit(cin, cout, stride, stage, j):
-        return ShuffleV2Unit(cin, cout, stride)
+        return ShuffleV2Unit(cin, cout, stride, half_split)
 
     return ShuffleNet(V2_CONV1, stages, V2_REPEATS, unit, conv5, num_classes, in_chans,
                       drop_rate)
@@ -240,12 +252,22 @@ _V1_SE_REF = {"macs": "527M", "exact_macs": "526.5M", "table": "Table 5 (with SE
                       "the unit's whole output would count 526.93 M"}
 
 
-@register_model(paper=SHUFFLENET, reference=[*_V1_G3_REFS, _V1_SE_REF])
+_V1_SHALLOW_REF = {"macs": "40M", "exact_macs": 21_584_496, "top1": 57.2,
+                   "table": "Table 5 (0.5x shallow, g = 3)",
+                   "kwargs": {"width_mult": 0.5, "shallow": True},
+                   "note": "Sec. 4.2 builds it by removing half of the blocks in Stage 2-4 "
+                           "(26 layers), which counts 21.58 M at 0.5x; the paper does not say "
+                           "how its 40 M were reached (about 0.73x width would give them)"}
+
+
+@register_model(paper=SHUFFLENET, reference=[*_V1_G3_REFS, _V1_SE_REF, _V1_SHALLOW_REF])
 def shufflenet_v1(groups=3, width_mult=1.0, shuffle=True, num_classes=1000, in_chans=3,
-                  drop_rate=0.0, se=False):
+                  drop_rate=0.0, se=False, shallow=False):
     """ShuffleNet s× with g groups (Table 1); ``shuffle=False`` is Table 3's ablation,
-    ``se=True`` Table 5's squeeze-and-excitation units (reduction 16)."""
-    return shufflenet_v1_net(groups, width_mult, shuffle, num_classes, in_chans, drop_rate, se)
+    ``se=True`` Table 5's squeeze-and-excitation units (reduction 16), ``shallow=True``
+    Table 5's 26-layer network (half the units of Stages 2-4)."""
+    return shufflenet_v1_net(groups, width_mult, shuffle, num_classes, in_chans, drop_rate, se,
+                             shallow)
 
 
 for _g in V1_CHANNELS:

@@ -40,7 +40,7 @@ def skip_init():
 
 def build_on_meta(name: str, **kwargs) -> nn.Module:
     """Build a registered model on the meta device without running its weight init."""
-    from cnnlab.registry import create_model
+    from cnnlab.models import create_model
 
     with torch.device("meta"), skip_init():
         return create_model(name, **kwargs)
@@ -187,7 +187,7 @@ def profile(
     name = model if isinstance(model, str) else getattr(model, "model_name",
                                                           type(model).__name__)
     if isinstance(model, str):
-        from cnnlab.registry import model_info
+        from cnnlab.models import model_info
 
         info = model_info(model)
         input_size = input_size or info.input_size

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cnnlab.models import list_models, model_info
 from cnnlab.profile.profiler import profile
-from cnnlab.registry import Figure, list_models, model_info
+from cnnlab.registry import Figure
 
 
 @dataclass

@@ -11,9 +11,10 @@ Training is the caller's (a function of the config), so any trainer and data fit
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -44,11 +45,23 @@ class Baseline:
                             drop_path_rate=0.0)
 
     def macs(self, config: EfficientNetConfig) -> int:
-        from cnnlab.profile import profile, skip_init
+        # the bisections of match_macs meet the same layers many times
+        return _macs(self, layers(config))
 
-        with torch.device("meta"), skip_init():
-            model = self.build(config)
-        return profile(model, (self.in_chans, config.resolution, config.resolution)).macs
+
+def layers(config: EfficientNetConfig) -> EfficientNetConfig:
+    """``config`` without its multipliers: equal for configs that build the same layers
+    (repeats and channels are rounded from the multipliers)."""
+    return replace(config, width=1.0, depth=1.0)
+
+
+@functools.lru_cache(maxsize=4096)
+def _macs(base: Baseline, config: EfficientNetConfig) -> int:
+    from cnnlab.profile import profile, skip_init
+
+    with torch.device("meta"), skip_init():
+        model = base.build(config)
+    return profile(model, (base.in_chans, config.resolution, config.resolution)).macs
 
 
 def reward(accuracy: float, macs: float, target: float, w: float = REWARD_W) -> float:
@@ -72,40 +85,57 @@ def coefficient_grid(alphas=(1.0, 1.1, 1.2, 1.3, 1.4, 2.0), betas=(1.0, 1.05, 1.
     return out
 
 
+OBJECTIVES = ("budget", "reward")
+
+
 @dataclass
 class Candidate:
     alpha: float
     beta: float
     gamma: float
     macs: int
-    accuracy: float
+    accuracy: float          # mean over seeds
     score: float
+    accuracies: tuple[float, ...] = ()
 
 
-def grid_search(base: Baseline, train_fn: Callable[[EfficientNetConfig], float],
-                grid=None, budget: float | None = None, objective: str = "budget",
-                w: float = REWARD_W) -> list[Candidate]:
+def check_objective(objective: str) -> None:
+    check_arg(objective in OBJECTIVES, f"unknown objective {objective!r}; choose "
+                                       f"{' or '.join(OBJECTIVES)}")
+
+
+def default_budget(base: Baseline) -> float:
+    """2.2× the baseline's mult-adds: a little over the 2^φ (φ = 1) the constraint aims at,
+    as rounding channels to 8 and repeats up adds some."""
+    return 2.2 * base.macs(base.config())
+
+
+def grid_search(base: Baseline, train_fn: Callable[..., float], grid=None,
+                budget: float | None = None, objective: str = "budget",
+                w: float = REWARD_W, seeds=None) -> list[Candidate]:
     """Step 1 at φ = 1: train each (α, β, γ) candidate with ``train_fn(config) -> accuracy``
-    and score it; best first. ``budget`` (mult-adds; default 2.2× the baseline's, a little
-    over the 2^φ the constraint aims at) is the hard limit for ``"budget"`` and T for
-    ``"reward"``."""
-    check_arg(objective in ("budget", "reward"), f"unknown objective {objective!r}; "
-                                                  "choose budget or reward")
+    (or ``train_fn(config, seed)`` once per seed of ``seeds``, scored on the mean) and score
+    it; best first. ``budget`` (mult-adds; default :func:`default_budget`) is the hard limit
+    for ``"budget"`` and T for ``"reward"``."""
+    check_objective(objective)
     grid = grid or coefficient_grid()
-    budget = budget or 2.2 * base.macs(base.config())
+    budget = budget or default_budget(base)
+    check_arg(budget > 0, f"the mult-add budget must be positive, got {budget}")
     out = []
     for a, b, g in grid:
         cfg = base.config(w=b, d=a, r=g)
         macs = base.macs(cfg)
-        acc = float(train_fn(cfg))
+        accs = tuple(float(train_fn(cfg)) for _ in (0,)) if seeds is None else \
+            tuple(float(train_fn(cfg, s)) for s in seeds)
+        acc = sum(accs) / len(accs)
         s = reward(acc, macs, budget, w) if objective == "reward" else \
             (acc if macs <= budget else 0.0)
-        out.append(Candidate(a, b, g, macs, acc, s))
+        out.append(Candidate(a, b, g, macs, acc, s, accs))
     return sorted(out, key=lambda c: -c.score)
 
 
 def match_macs(base: Baseline, target: float, dim: str, lo: float = 1.0, hi: float = 8.0,
-               steps: int = 30) -> tuple[float, EfficientNetConfig, int]:
+               steps: int = 16) -> tuple[float, EfficientNetConfig, int]:
     """Scale one dimension (``"depth"``, ``"width"`` or ``"resolution"``) alone to the largest
     multiplier whose network has at most ``target`` mult-adds (bisection; counts never fall
     as a multiplier grows)."""

@@ -244,7 +244,7 @@ RECIPES: dict[str, Recipe] = {r.name: r for r in [
         "batch 128; 'the learning rate is lowered by a scale of 10' when training stops "
         "improving, twice, ending at 1 % of the initial rate (reduce-on-plateau; the paper "
         "states no initial rate or weight decay: 0.1 and 1e-4 here). The paper whitens CIFAR "
-        "with ZCA and initialises from a Gaussian of std 0.05, which this config does not do"),
+        "with ZCA (add --preprocess zca); the models start from a Gaussian of std 0.05"),
     Recipe("mobilenet", "Howard et al. 2017, Sec. 4 (Inception v3's RMSProp)", dict(
         epochs=100, batch_size=96, lr=0.045, optimizer="rmsprop", momentum=0.9,
         rmsprop_alpha=0.9, eps=1.0, weight_decay=4e-5, no_decay_depthwise=True,

@@ -112,11 +112,12 @@ def evaluate(model: nn.Module, data: TensorData | DataSplit, batch_size: int = 2
              metric_fn=None, *, loss_fn=None, tta: str | None = None, confusion: bool = False,
              input_size: tuple[int, ...] | None = None, device=None, rank: int = 0,
              world: int = 1, amp_dtype: torch.dtype | None = None,
-             channels_last: bool = False) -> dict:
+             channels_last: bool = False, tta_scales: tuple[float, ...] | None = None) -> dict:
     """Validation metrics of ``model`` on ``data`` (a DataSplit means its ``val``):
     ``{"loss", "top1", "top5", "n", ...}`` with top-k in percent; ``confusion=True`` adds
     ``"confusion"`` (rows: true class, columns: predicted). ``metric_fn(outputs, targets)``
-    returns a dict of sums, added up over the set."""
+    returns a dict of sums, added up over the set. ``tta_scales``: VGG's test scales
+    (:func:`cnnlab.train.tta.q_scales`) for the multi-scale modes."""
     if isinstance(data, DataSplit):
         data = data.val
     if tta not in (None, *TTA):
@@ -130,7 +131,7 @@ def evaluate(model: nn.Module, data: TensorData | DataSplit, batch_size: int = 2
     loader = BatchLoader(data, batch_size, train=False, device=device, rank=rank, world=world,
                          out_size=tuple(data.x.shape[-2:]))
     loss_fn = loss_fn or cross_entropy()
-    scorer = dense_form(model) if tta == "multiscale" else None
+    scorer = dense_form(model) if tta in ("multiscale", "multicrop+dense") else None
     dense = scorer is not None  # whole images, not centre crops
     scorer = scorer if dense else model
     was_training = model.training
@@ -139,7 +140,7 @@ def evaluate(model: nn.Module, data: TensorData | DataSplit, batch_size: int = 2
     conf = None
     try:
         for x, y in loader.epoch(0):
-            views = tta_views(x, tta, size, dense)
+            views = tta_views(x, tta, size, dense, tta_scales)
             outs = []
             for v in views:
                 if channels_last:

@@ -9,6 +9,17 @@
   map averaged over its positions.
 - ``multicrop``: VGG's multi-crop evaluation (Sec. 4.3): a 5×5 regular grid of crops with
   their mirrors at the same three scales, 150 views.
+- ``multicrop+dense``: both sets of views, their softmax outputs averaged together (Table 5's
+  "multi-crop & dense", VGG's best single-network result).
+- ``144crop``: GoogLeNet's test crops (Szegedy et al. 2015, Sec. 7): the short side rescaled to
+  4 scales (256, 288, 320, 352 for 224 crops: 8/7 … 11/7 of the input), the left, centre and
+  right squares of each (top, centre, bottom for portrait images), from each square the 4
+  corner crops, the centre crop and the square itself resized to the input, all mirrored:
+  4 × 3 × 6 × 2 = 144 views.
+
+VGG's test scales follow the training scale S (Sec. 4.2, the "Q rule"): Q = {S − 32, S, S + 32}
+for a single S, Q = {S_min, ½(S_min + S_max), S_max} for scale jittering S ∈ [S_min, S_max]
+(:func:`q_scales`). The default {1, 8/7, 9/7}× the input is the rule at S = 256 on 224 crops.
 
 The softmax outputs of the views are averaged (Sec. 4.2). A network whose head is a global
 pooling is already fully convolutional; a VGG or AlexNet head (fully-connected layers over a
@@ -25,8 +36,23 @@ import torch.nn.functional as F
 from cnnlab.data.augment import center_crop
 from cnnlab.models.base import DenseForm  # noqa: F401  (its home is the model; kept here)
 
-TTA = ("flip", "10crop", "multiscale", "multicrop")
+TTA = ("flip", "10crop", "multiscale", "multicrop", "multicrop+dense", "144crop")
 SCALES = (1.0, 8 / 7, 9 / 7)
+GOOGLENET_SCALES = (8 / 7, 9 / 7, 10 / 7, 11 / 7)  # 256, 288, 320, 352 for 224 crops
+
+
+def q_scales(train_scale: tuple[float, float] | None, crop: int = 224) -> tuple[float, ...]:
+    """VGG's test scales Q for the training scale S (Sec. 4.2), as multiples of the crop side:
+    ``train_scale`` is (S_min, S_max) in the same units, equal for a single S (then Q = S and
+    S ± 32 pixels of a ``crop``-pixel input). None: S = 256 on 224 crops, the default."""
+    if train_scale is None:
+        return SCALES
+    lo, hi = train_scale
+    if not 0 < lo <= hi:
+        raise ValueError(f"training scale must satisfy 0 < S_min <= S_max, got {train_scale}")
+    if lo == hi:  # no scale below the crop itself (S = 224 on 224 crops: Q = {224, 256})
+        return tuple(dict.fromkeys((max(1.0, lo - 32 / crop), lo, lo + 32 / crop)))
+    return (lo, (lo + hi) / 2, hi)
 
 
 def dense_form(model: nn.Module) -> nn.Module | None:
@@ -53,11 +79,39 @@ def _grid(x: torch.Tensor, size: tuple[int, int], n: int = 5) -> list[torch.Tens
     return [x[..., t:t + h, lf:lf + w] for t in tops for lf in lefts]
 
 
-def tta_views(x: torch.Tensor, mode: str | None, size: tuple[int, int],
-              dense: bool = False) -> list[torch.Tensor]:
-    """The views one batch is scored on (see the module's docstring). ``dense``: the network
-    is fully convolutional, so ``multiscale`` passes whole rescaled images."""
+def _squares(x: torch.Tensor) -> list[torch.Tensor]:
+    """The left, centre and right squares of a landscape image (top, centre, bottom of a
+    portrait one)."""
+    H, W = x.shape[-2:]
+    s = min(H, W)
+    if W >= H:
+        return [x[..., :, lf:lf + s] for lf in (0, (W - s) // 2, W - s)]
+    return [x[..., t:t + s, :] for t in (0, (H - s) // 2, H - s)]
+
+
+def googlenet_views(x: torch.Tensor, size: tuple[int, int],
+                    scales=GOOGLENET_SCALES) -> list[torch.Tensor]:
+    """GoogLeNet's 144 crops (see the module's docstring)."""
     h, w = size
+    views = []
+    for q in scales:
+        for sq in _squares(_resize(x, round(min(h, w) * q))):
+            S = sq.shape[-1]
+            crops = [sq[..., :h, :w], sq[..., :h, S - w:], sq[..., S - h:, :w],
+                     sq[..., S - h:, S - w:], center_crop(sq, size),
+                     F.interpolate(sq, size=size, mode="bilinear", align_corners=False,
+                                   antialias=True)]
+            views += crops + [c.flip(-1) for c in crops]
+    return views
+
+
+def tta_views(x: torch.Tensor, mode: str | None, size: tuple[int, int],
+              dense: bool = False, scales=None) -> list[torch.Tensor]:
+    """The views one batch is scored on (see the module's docstring). ``dense``: the network
+    is fully convolutional, so ``multiscale`` passes whole rescaled images. ``scales``: VGG's
+    test scales Q (:func:`q_scales`), default {1, 8/7, 9/7}."""
+    h, w = size
+    scales = SCALES if scales is None else scales
     if mode is None:
         return [center_crop(x, size)]
     if mode == "flip":
@@ -72,9 +126,14 @@ def tta_views(x: torch.Tensor, mode: str | None, size: tuple[int, int],
         crops = [x[..., :h, :w], x[..., :h, W - w:], x[..., H - h:, :w], x[..., H - h:, W - w:],
                  center_crop(x, size)]
         return crops + [c.flip(-1) for c in crops]
+    if mode == "144crop":
+        return googlenet_views(x, size)
+    if mode == "multicrop+dense":
+        return (tta_views(x, "multicrop", size, dense, scales)
+                + tta_views(x, "multiscale", size, dense, scales))
     if mode in ("multiscale", "multicrop"):
         views = []
-        for q in SCALES:
+        for q in scales:
             r = _resize(x, round(min(h, w) * q))
             if mode == "multicrop":
                 crops = _grid(r, size)
