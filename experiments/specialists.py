@@ -9,9 +9,12 @@ probabilities over the training set (singletons dropped); each subset gets a spe
 (dustbin class, initialised from the generalist, half of its data from its classes, early
 stopping on validation loss, enrichment corrected); inference keeps the generalist's top-1
 class, activates the specialists whose subset contains it, and finds q by 100 Adam steps on
-KL(p^g, q) + Σ KL(p^m, q). Reported: validation accuracy of the generalist and of the
-combination, on the images of the confusable classes and on all. Paper (JFT, 61
-specialists): conditional test accuracy 43.1 % → 45.9 %, test accuracy 25.0 % → 26.1 %.
+KL(p^g, q) + Σ KL(p^m, q). ``--full`` adds full-softmax specialists (Sec. 6.1, deck
+002:1676-1686: all classes, hard targets on the subset's images, the generalist's soft
+targets at T = 20 on the others, same enrichment and early stopping). Reported: validation
+accuracy of the generalist and of the combination, on the confusable classes' images and all.
+Paper (JFT, 61 specialists): conditional test accuracy 43.1 % → 45.9 %, test accuracy
+25.0 % → 26.1 %.
 """
 
 from __future__ import annotations
@@ -27,7 +30,12 @@ import torch
 import torch.nn.functional as F
 
 from cnnlab.compress.distill import logits_of
-from cnnlab.compress.specialists import SpecialistEnsemble, confusable_subsets, train_specialist
+from cnnlab.compress.specialists import (
+    SpecialistEnsemble,
+    confusable_subsets,
+    train_full_specialist,
+    train_specialist,
+)
 from cnnlab.data import load_dataset
 from cnnlab.models import create_model
 from cnnlab.train import TrainConfig, train
@@ -40,22 +48,27 @@ def accuracy(z, y, mask):
     return 100.0 * float((z.argmax(1) == y)[mask].float().mean())
 
 
-def run_seed(split, seed, ep, fixed=None, clusters=4):
+def run_seed(split, seed, ep, fixed=None, clusters=4, full=False):
     torch.manual_seed(seed)
     gen = create_model("lenet_300_100")
     train(gen, split, TrainConfig(epochs=ep["generalist"], seed=seed, **RECIPE), progress=False)
     z_train, _ = logits_of(gen, split.train)
     subsets = fixed or confusable_subsets(F.softmax(z_train, 1), clusters, seed=seed)
-    specs = [train_specialist(gen, split, s, TrainConfig(epochs=ep["specialist"], seed=seed,
-                                                         **{**RECIPE, "lr": 0.01}),
-                              patience=2) for s in subsets]
+    cfg = TrainConfig(epochs=ep["specialist"], seed=seed, **{**RECIPE, "lr": 0.01})
     z_g, y = logits_of(gen, split.val)
-    z_c, _ = logits_of(SpecialistEnsemble(gen, specs), split.val)
     conf = torch.isin(y, torch.tensor(sorted({c for s in subsets for c in s})))
     every = torch.ones_like(conf)
-    return {"subsets": subsets, "gen_conf": accuracy(z_g, y, conf),
-            "comb_conf": accuracy(z_c, y, conf), "gen_all": accuracy(z_g, y, every),
-            "comb_all": accuracy(z_c, y, every)}
+    row = {"subsets": subsets, "gen_conf": accuracy(z_g, y, conf),
+           "gen_all": accuracy(z_g, y, every)}
+    kinds = {"comb": train_specialist}
+    if full:  # Sec. 6.1: full softmax, hard targets on the subset, soft (T = 20) elsewhere
+        kinds["full"] = lambda g, sp, s, c, patience: train_full_specialist(
+            g, sp, s, c, T=20.0, patience=patience)
+    for key, make in kinds.items():
+        specs = [make(gen, split, s, cfg, patience=2) for s in subsets]
+        z_c, _ = logits_of(SpecialistEnsemble(gen, specs), split.val)
+        row[f"{key}_conf"], row[f"{key}_all"] = accuracy(z_c, y, conf), accuracy(z_c, y, every)
+    return row
 
 
 def ms(v):
@@ -67,14 +80,17 @@ def plot(rows, path):
 
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5), dpi=110)
-    for i, (g, c) in enumerate((("gen_conf", "comb_conf"), ("gen_all", "comb_all"))):
-        a, b = ms([r[g] for r in rows]), ms([r[c] for r in rows])
-        ax.bar(i - 0.2, a[0], 0.4, yerr=a[1], capsize=3, color="C0",
-               label="generalist" if i == 0 else None)
-        ax.bar(i + 0.2, b[0], 0.4, yerr=b[1], capsize=3, color="C1",
-               label="generalist + specialists" if i == 0 else None)
+    cols = [("gen", "generalist"), ("comb", "+ dustbin specialists")]
+    if "full_all" in rows[0]:
+        cols.append(("full", "+ full-softmax specialists"))
+    w = 0.8 / len(cols)
+    for i, key in enumerate(("conf", "all")):
+        for j, (c, label) in enumerate(cols):
+            m, s = ms([r[f"{c}_{key}"] for r in rows])
+            ax.bar(i + (j - (len(cols) - 1) / 2) * w, m, w, yerr=s, capsize=3, color=f"C{j}",
+                   label=label if i == 0 else None)
     ax.set_xticks([0, 1], ["confusable classes", "all classes"])
-    lo = min(min(r["gen_conf"], r["comb_conf"]) for r in rows)
+    lo = min(r[f"{c}_conf"] for r in rows for c, _ in cols)
     ax.set_ylim(max(0, lo - 5), 100)
     ax.set_ylabel("validation top-1 (%)")
     ax.legend(fontsize=8)
@@ -93,6 +109,8 @@ def main() -> int:
     ap.add_argument("--subsets", nargs="+", metavar="C,C,…",
                     help="fixed subsets instead of k-means (e.g. 3,5,8 4,9)")
     ap.add_argument("--clusters", type=int, default=4, help="k of the k-means")
+    ap.add_argument("--full", action="store_true",
+                    help="also full-softmax specialists (Sec. 6.1), beside the dustbin ones")
     ap.add_argument("--save")
     ap.add_argument("--load", nargs="+")
     args = ap.parse_args()
@@ -108,7 +126,7 @@ def main() -> int:
         for seed in args.seeds:
             fixed = [[int(c) for c in t.split(",")] for t in args.subsets] \
                 if args.subsets else None
-            rows.append(run_seed(split, seed, ep, fixed, args.clusters))
+            rows.append(run_seed(split, seed, ep, fixed, args.clusters, args.full))
             rows[-1]["cpu_s"] = time.process_time() - t_cpu
             t_cpu = time.process_time()
             print(f"seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
@@ -119,11 +137,14 @@ def main() -> int:
           f"{sum(r.get('cpu_s', 0) for r in rows) / 60:.1f} CPU-min")
     for r in rows:
         print("subsets found:", " ".join("/".join(map(str, s)) for s in r["subsets"]))
-    print("| validation images | generalist | generalist + specialists |")
-    print("|---|---|---|")
+    full = "full_all" in rows[0]
+    print("| validation images | generalist | + dustbin specialists |"
+          + (" + full-softmax specialists |" if full else ""))
+    print("|---|---|---|" + ("---|" if full else ""))
     for key, label in (("conf", "of the confusable classes"), ("all", "all")):
-        g, c = ms([r[f"gen_{key}"] for r in rows]), ms([r[f"comb_{key}"] for r in rows])
-        print(f"| {label} | {g[0]:.2f} ± {g[1]:.2f} % | {c[0]:.2f} ± {c[1]:.2f} % |")
+        cols = ["gen", "comb"] + (["full"] if full else [])
+        cells = [ms([r[f"{c}_{key}"] for r in rows]) for c in cols]
+        print(f"| {label} | " + " | ".join(f"{m:.2f} ± {s:.2f} %" for m, s in cells) + " |")
     Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
     plot(rows, args.figure)
     return 0

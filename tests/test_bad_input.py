@@ -190,6 +190,22 @@ CASES += [
     "distill lenet_300_100 --teacher {ckpt} --out {tmp}/d",
     "distill lenet5 --teacher lenet5_caffe:{ckpt} --out {tmp}/d",
     "eval lenet5 --checkpoint {ckpt} --checkpoint {tmp}/none.safetensors",
+    "distill lenet5 --out {tmp}/d",
+    "distill lenet5 --teacher {ckpt} --soft-targets {soft3} --out {tmp}/d",
+    "distill lenet5 --soft-targets {missing} --out {tmp}/d",
+    "distill lenet5 --soft-targets {dir} --out {tmp}/d",
+    "distill lenet5 --soft-targets {garbage} --out {tmp}/d",
+    "distill lenet5 --soft-targets {ckpt} --out {tmp}/d",
+    "distill lenet5 --soft-targets {soft3} --out {tmp}/d",
+    "distill lenet5 --soft-targets {soft10} --out {tmp}/d",
+    "distill lenet_300_100 --soft-targets {soft10} --out {tmp}/d",
+    "distill lenet5 --soft-targets {soft10} --save-soft-targets {tmp}/s.st --out {tmp}/d",
+    "distill lenet5 --teacher {ckpt} --save-soft-targets {dir} --out {tmp}/d",
+    "distill lenet5 --teacher {ckpt} --save-soft-targets {ro}/s.st --out {tmp}/d",
+    "distill lenet5 --teacher {ckpt} --save-soft-targets {tmp}/nodir/s.st --out {tmp}/d",
+    "distill lenet5 --teacher {ckpt} --save-soft-targets {tmp}/s.st --augment crop:2 "
+    "--out {tmp}/d",
+    "distill lenet5 --soft-targets {soft10} --augment flip --out {tmp}/d",
 ]
 
 # structured pruning, binary nets, search, pictures, and weights files everywhere
@@ -263,6 +279,11 @@ for cmd in SIZED:
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """What the cases point at, made once: a trained checkpoint, its .dcz, broken files."""
+    import torch
+
+    from cnnlab.compress.distill import SoftTargets
+    from cnnlab.data.core import TensorData
+
     root = tmp_path_factory.mktemp("bad")
     run = root / "run"
     assert main(["train", "lenet5", "--iters", "2", "--batch-size", "16", "--threads", "1",
@@ -291,6 +312,12 @@ def files(tmp_path_factory):
     for cls in ("cat", "dog"):
         (folder2 / cls).mkdir(parents=True)
     _two_images(folder2)
+    soft = {}
+    for k in (3, 10):  # stored soft targets of other images (3 classes; 10 classes)
+        soft[f"soft{k}"] = str(root / f"soft{k}.safetensors")
+        SoftTargets.compute(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, k)),
+                            TensorData(torch.rand(5, 1, 8, 8), torch.zeros(5, dtype=torch.long))
+                            ).save(soft[f"soft{k}"])
     ro = root / "readonly"
     ro.mkdir()
     ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
@@ -303,7 +330,7 @@ def files(tmp_path_factory):
             "empty_dir": str(root / "empty_dir"), "bad_metrics_dir": str(bad),
             "metrics": str(run / "metrics.jsonl"), "folder2": str(folder2), "ro": str(ro),
             "run": str(run), "existing_out": str(root / "existing.out"),
-            "checklist": str(root / "checklist.md")}
+            "checklist": str(root / "checklist.md"), **soft}
 
 
 def _two_images(folder):

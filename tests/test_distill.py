@@ -111,6 +111,37 @@ def test_stored_soft_targets_round_trip(tmp_path):
         st(x + 0.5)
 
 
+def test_stored_ensemble_targets_combine_like_the_ensemble_at_any_T(tmp_path):
+    data = _blobs()
+    torch.manual_seed(1)
+    members = [nn.Sequential(nn.Flatten(), nn.Linear(16, 4)) for _ in range(3)]
+    for combine in ("probs", "logits"):
+        ens = Ensemble(members, combine)
+        st = SoftTargets.compute(ens, data, info={"data": "blobs"})
+        st.save(tmp_path / "e.safetensors")
+        st = SoftTargets.load(tmp_path / "e.safetensors")
+        assert st.logits.shape == (3, len(data), 4) and st.info == {"data": "blobs"}
+        x = data.x[[7, 0, 99]].float()
+        for T in (1.0, 4.0, 20.0):  # stored logits, not probabilities: every T is exact
+            torch.testing.assert_close(st.soft_targets(x, T), ens.soft_targets(x, T))
+        torch.testing.assert_close(st(x), ens(x).detach())
+
+
+def test_stored_targets_count_missing_images_and_reject_other_files(tmp_path):
+    data = _blobs()
+    st = SoftTargets.compute(nn.Sequential(nn.Flatten(), nn.Linear(16, 4)),
+                             data.subset(range(100)))
+    assert st.missing(data.subset(range(100))) == 0
+    assert st.missing(data.subset(range(50, 150))) == 50
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(tmp_path / "w.safetensors"))
+    (tmp_path / "junk.safetensors").write_bytes(b"\x99" * 40)
+    for name in ("w", "junk", "none"):
+        with pytest.raises(ValueError, match="soft-target file"):
+            SoftTargets.load(tmp_path / f"{name}.safetensors")
+
+
 def test_tiny_distillation_lowers_soft_loss():
     torch.manual_seed(0)
     both = _blobs(360)

@@ -57,3 +57,27 @@ def test_teacher_that_does_not_fit_is_one_line(capsys, tmp_path):
                            *DIGITS, "--out", str(out_dir))
         assert code == 2 and msg in err and len(err.strip().splitlines()) == 1, err
         assert not out_dir.exists()  # nothing left behind
+
+
+def test_stored_soft_targets_train_the_same_student_as_the_teacher(capsys, tmp_path):
+    code, _, err = run(capsys, "train", "lenet_300_100", *DIGITS, "--epochs", "1", "--lr",
+                       "0.05", "--out", str(tmp_path / "t"), "--json")
+    assert code == 0, err
+    teacher = str(tmp_path / "t" / "last.safetensors")
+    st = tmp_path / "soft.safetensors"
+    common = ["--T", "4", *DIGITS, "--epochs", "1", "--lr", "0.05", "--seed", "3", "--json"]
+    code, out, err = run(capsys, "distill", "lenet_300_100", "--teacher", teacher,
+                         "--save-soft-targets", str(st), "--out", str(tmp_path / "a"), *common)
+    assert code == 0, err
+    assert st.is_file() and not list(tmp_path.glob("*.tmp*"))
+    live = json.loads(out.strip().splitlines()[-1])
+    code, out, err = run(capsys, "distill", "lenet_300_100", "--soft-targets", str(st),
+                         "--out", str(tmp_path / "b"), *common)
+    assert code == 0, err
+    again = json.loads(out.strip().splitlines()[-1])
+    assert again["top1"] == live["top1"] and again["loss"] == live["loss"]
+    # a transfer set the file was not computed for is one line, exit 2, nothing written
+    code, _, err = run(capsys, "distill", "lenet_300_100", "--soft-targets", str(st),
+                       "--out", str(tmp_path / "c"), *common[:-1], "--split-seed", "5")
+    assert code == 2 and "no soft targets for" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "c").exists()

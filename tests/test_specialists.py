@@ -4,13 +4,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from cnnlab.compress.distill import soft_cross_entropy
 from cnnlab.compress.specialists import (
+    FullSoftmaxLoss,
     SpecialistEnsemble,
     combine,
     confusable_subsets,
     enriched_split,
     make_specialist,
     specialist_labels,
+    train_full_specialist,
     train_specialist,
 )
 from cnnlab.data.core import DataSplit, TensorData
@@ -91,3 +94,58 @@ def test_tiny_specialist_run_is_an_evaluable_ensemble():
         q = ens(split.val.normalize(split.val.x[:8])).exp()
     torch.testing.assert_close(q.sum(1), torch.ones(8), atol=1e-4, rtol=0)
     assert F.softmax(gen(split.val.normalize(split.val.x[:8])), 1).shape == q.shape
+
+
+def test_full_softmax_terms_combine_to_the_mean_distribution():
+    g = torch.Generator().manual_seed(0)
+    p_g = F.softmax(torch.randn(3, 5, generator=g) * 2, 1)
+    p_g[2] = torch.tensor([0.05, 0.05, 0.1, 0.2, 0.6])  # top-1 class 4: no specialist active
+    p_a = F.softmax(torch.randn(3, 5, generator=g) * 2, 1)
+    p_b = F.softmax(torch.randn(3, 5, generator=g) * 2, 1)
+    top = p_g.argmax(1).tolist()
+    sa, sb = [top[0], top[1]], [top[1]]  # a is active on examples 0 and 1, b on 1
+    q = combine(p_g, [(sa, p_a, True), (sb, p_b, True)], steps=400, lr=0.1)
+    want = torch.stack([(p_g[0] + p_a[0]) / 2, (p_g[1] + p_a[1] + p_b[1]) / 3, p_g[2]])
+    torch.testing.assert_close(q, want, atol=2e-3, rtol=0)  # argmin Σ KL(p, q) = mean of p
+
+
+def test_full_softmax_loss_is_hard_inside_the_subset_and_soft_outside():
+    torch.manual_seed(0)
+    gen = nn.Linear(4, 5)
+    x, z = torch.randn(6, 4), torch.randn(6, 5)
+    y = torch.tensor([1, 3, 0, 3, 4, 1])
+    loss = FullSoftmaxLoss(gen, [1, 3], T=5.0)
+    inside = torch.tensor([True, True, False, True, False, True])
+    hard = F.cross_entropy(z[inside], y[inside], reduction="sum")
+    p = F.softmax(gen(x[~inside]) / 5.0, 1).detach()
+    soft = 25.0 * soft_cross_entropy(p, z[~inside], 5.0) * int((~inside).sum())
+    torch.testing.assert_close(loss(z, y, inputs=x), (hard + soft) / 6)
+    torch.testing.assert_close(loss(z, y), F.cross_entropy(z, y))  # evaluation
+
+
+def test_soft_targets_keep_a_full_specialist_close_to_the_generalist_elsewhere():
+    from cnnlab.train import train
+
+    torch.manual_seed(0)
+    split = _split()
+    gen = nn.Sequential(nn.Flatten(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 6))
+    cfg = TrainConfig(epochs=3, lr=0.05, batch_size=30, device="cpu")
+    train(gen, split, cfg, progress=False)
+    full = train_full_specialist(gen, split, [0, 1], cfg.replace(epochs=4), T=4.0,
+                                 patience=10)
+    assert full.full_softmax and full[-1].out_features == 6 and full.special_classes == [0, 1]
+    import copy
+
+    hard = copy.deepcopy(gen)  # the same enriched data, hard targets everywhere
+    train(hard, enriched_split(split, [0, 1], relabel=False), cfg.replace(epochs=4),
+          progress=False)
+    x = split.val.normalize(split.val.x[split.val.y >= 2])
+    with torch.no_grad():
+        p_g = F.softmax(gen(x), 1)
+
+        def drift(m):
+            return float(F.kl_div(F.log_softmax(m(x), 1), p_g, reduction="batchmean"))
+
+        assert drift(full) < drift(hard)  # the soft targets keep the other classes' knowledge
+    res = evaluate(SpecialistEnsemble(gen, [full], steps=20), split)
+    assert res["n"] == 100 and 0 <= res["top1"] <= 100

@@ -64,6 +64,62 @@ def check_teacher(teacher, split, size) -> None:
                        f"{split.num_classes} classes")
 
 
+def check_stored(args):
+    """Which teacher a run uses, checked before any work: ``--teacher`` (repeatable) or
+    ``--soft-targets FILE``; ``--save-soft-targets FILE`` needs a teacher and a writable
+    path. Stored targets are per image, so they rule out augmentation."""
+    from cnnlab.cli.common import output_file
+
+    if args.teacher and args.soft_targets:
+        raise CliError("--soft-targets replaces --teacher: give one of them")
+    if not (args.teacher or args.soft_targets):
+        raise CliError("give --teacher MODEL:CKPT (repeat for an ensemble) or "
+                       "--soft-targets FILE")
+    if args.save_soft_targets:
+        if not args.teacher:
+            raise CliError("--save-soft-targets needs --teacher (the targets to store)")
+        output_file(args.save_soft_targets)
+    stored = args.soft_targets or args.save_soft_targets
+    if stored and args.augment:
+        raise CliError("stored soft targets are for the un-augmented transfer set: "
+                       "drop --augment")
+    return stored
+
+
+def load_stored(path, split, size):
+    """``--soft-targets FILE`` for this run's transfer set, or a one-line error."""
+    from cnnlab.cli.common import input_file
+    from cnnlab.compress.distill import SoftTargets
+
+    input_file(path, "soft-target file")
+    try:
+        st = SoftTargets.load(path)
+        if st.num_classes != split.num_classes:
+            raise ValueError(f"{path} holds {st.num_classes} classes but {split.name} has "
+                             f"{split.num_classes}")
+        missing = st.missing(split.train, size[-2:])
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    if missing:
+        raise CliError(f"{path} has no soft targets for {missing} of the {len(split.train)} "
+                       "transfer images (computed for other data, split or --transfer-set)")
+    return st
+
+
+def save_stored(teacher, split, size, path, args):
+    """Run the teacher once over the transfer set and store its logits (atomic write)."""
+    from cnnlab.compress.distill import SoftTargets
+
+    info = {"teachers": " ".join(args.teacher), "data": args.data or "",
+            "transfer_set": args.transfer_set or "", "images": len(split.train)}
+    try:
+        st = SoftTargets.compute(teacher, split.train, out_size=size[-2:], info=info)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    st.save(path)
+    return st
+
+
 def cmd_distill(args) -> int:
     from dataclasses import replace
 
@@ -81,6 +137,7 @@ def cmd_distill(args) -> int:
         raise CliError(f"--alpha must be in [0, 1], got {args.alpha}")
     if not args.T > 0:
         raise CliError(f"--T must be positive, got {args.T}")
+    stored = check_stored(args)
     transfer = parse_transfer_set(args.transfer_set)
     out = output_dir(args.out)
     resume = args.resume
@@ -91,15 +148,18 @@ def cmd_distill(args) -> int:
     recipe = get_recipe(args.recipe or recipe_for(args.model))
     over = {k: getattr(args, k) for k in ("batch_size", "lr", "seed", "augment")
             if getattr(args, k) is not None}
+    if stored:
+        over["augment"] = ""  # the recipe's augmentation too: targets are per stored image
     if args.epochs is not None:
         over.update(epochs=args.epochs, iters=None)
     cfg = recipe.configure({**over, "device": args.device, "out_dir": str(out),
                             "resume": resume})
-    teacher = load_teachers(args.teacher, args.combine)
+    teacher = load_teachers(args.teacher, args.combine) if args.teacher else None
     model, split, size, kwargs = model_and_data(args.model, args.data, args.val_split,
                                                 args.split_seed, optional_size(args.input_size),
-                                                parse_sets(args.set))
-    check_teacher(teacher, split, size)
+                                                parse_sets(args.set), seed=cfg.seed)
+    if teacher is not None:
+        check_teacher(teacher, split, size)
     if transfer:
         kind, classes = transfer
         inside = torch.isin(split.train.y, torch.tensor(sorted(classes)))
@@ -107,20 +167,28 @@ def cmd_distill(args) -> int:
         if not keep.any():
             raise CliError(f"--transfer-set {args.transfer_set} leaves no training images")
         split = replace(split, train=split.train.subset(torch.nonzero(keep).flatten()))
+    if args.soft_targets:
+        teacher = load_stored(args.soft_targets, split, size)
+    elif args.save_soft_targets:
+        teacher = save_stored(teacher, split, size, args.save_soft_targets, args)
     spec = RunSpec(args.model, kwargs, size, args.data, args.val_split, args.split_seed or 0)
     loss = DistillLoss(teacher, args.T, args.alpha)
     if not args.threads:
-        import torch
-
         from cnnlab.cli.runs import default_threads
 
         torch.set_num_threads(default_threads(model, size))
     log = sys.stderr if args.json else sys.stdout
-    print(f"distilling {len(args.teacher)} teacher(s) into {args.model} on {split.name} "
+    source = f"soft targets {args.soft_targets}" if args.soft_targets else \
+        f"{len(args.teacher)} teacher(s)"
+    print(f"distilling {source} into {args.model} on {split.name} "
           f"({len(split.train)} transfer images), T={args.T:g}, alpha={args.alpha:g}", file=log)
+    if args.save_soft_targets:
+        print(f"stored the teacher's logits for {len(teacher)} images in "
+              f"{args.save_soft_targets}", file=log)
     meta = {**spec.to_meta(), "recipe": recipe.name,
-            "distill": {"teachers": args.teacher, "T": args.T, "alpha": args.alpha,
-                        "combine": args.combine, "transfer_set": args.transfer_set}}
+            "distill": {"teachers": args.teacher or [], "soft_targets": stored or "",
+                        "T": args.T, "alpha": args.alpha, "combine": args.combine,
+                        "transfer_set": args.transfer_set}}
     try:
         res = train(model, split, cfg.replace(input_size=size), loss_fn=loss,
                     progress=not args.json, log=lambda line: print(line, file=log, flush=True),
@@ -189,8 +257,14 @@ def add_commands(sub) -> None:
     p = sub.add_parser("distill", help="train a student on a teacher's (or an ensemble's) "
                        "soft targets (Hinton et al. 2015)")
     p.add_argument("model", help="the student")
-    p.add_argument("--teacher", action="append", required=True, metavar="MODEL:CKPT",
+    p.add_argument("--teacher", action="append", metavar="MODEL:CKPT",
                    help="a teacher checkpoint (repeat for an ensemble)")
+    p.add_argument("--soft-targets", metavar="FILE",
+                   help="a teacher's stored logits (from --save-soft-targets) instead of "
+                   "--teacher: the teacher is not run again")
+    p.add_argument("--save-soft-targets", metavar="FILE",
+                   help="run the teacher(s) once over the transfer set, store the logits "
+                   "in FILE (safetensors) and distil from them")
     p.add_argument("--T", type=float, default=20.0, help="temperature (MNIST: 20)")
     p.add_argument("--alpha", type=float, default=0.9, help="weight of the soft term")
     p.add_argument("--combine", choices=["probs", "logits"], default="logits",

@@ -74,16 +74,10 @@ class Ensemble(nn.Module):
         return torch.stack(outs)
 
     def soft_targets(self, x: torch.Tensor, T: float = 1.0) -> torch.Tensor:
-        z = self.member_logits(x)
-        if self.combine == "logits":
-            return F.softmax(z.mean(0) / T, dim=1)
-        return F.softmax(z / T, dim=2).mean(0)
+        return combine_logits(self.member_logits(x), self.combine, T)
 
     def forward(self, x):
-        z = self.member_logits(x)
-        if self.combine == "logits":
-            return z.mean(0)
-        return F.softmax(z, dim=2).mean(0).clamp_min(1e-30).log()
+        return ensemble_output(self.member_logits(x), self.combine)
 
 
 def load_model(path, name: str | None = None) -> nn.Module:
@@ -114,71 +108,149 @@ def load_ensemble(paths, combine: str = "probs") -> Ensemble:
     return Ensemble(models, combine)
 
 
-class SoftTargets:
-    """A teacher's logits for every image of an (un-augmented) transfer set, stored on disk
-    and looked up by the image itself: a fixed random projection of each normalised input is
-    its key, matched to the nearest stored key and checked, so an augmented or foreign batch
-    is an error rather than wrong targets."""
+def combine_logits(z: torch.Tensor, combine: str, T: float = 1.0) -> torch.Tensor:
+    """Members' logits (M×N×C) → the ensemble's softmax at T: the mean of the members'
+    softmaxes (``"probs"``) or the softmax of the mean logits (``"logits"``, the geometric
+    mean of the probabilities)."""
+    if combine == "logits" or len(z) == 1:
+        return F.softmax(z.mean(0) / T, dim=1)
+    return F.softmax(z / T, dim=2).mean(0)
 
-    def __init__(self, keys: torch.Tensor, logits: torch.Tensor, proj: torch.Tensor):
-        self.keys, self.logits, self.proj = keys.double(), logits.float(), proj.double()
-        self.order = self.keys.argsort()
-        self.sorted = self.keys[self.order]
+
+def ensemble_output(z: torch.Tensor, combine: str) -> torch.Tensor:
+    """Members' logits (M×N×C) → what the ensemble's forward returns: the mean logits, or the
+    log of the mean probabilities (so argmax and cross-entropy are those of the mean)."""
+    if combine == "logits" or len(z) == 1:
+        return z.mean(0)
+    return F.softmax(z, dim=2).mean(0).clamp_min(1e-30).log()
+
+
+class SoftTargets:
+    """A teacher's logits (an ensemble's: each member's, M×N×C) for every image of an
+    un-augmented transfer set, stored on disk so a teacher runs once for any number of
+    students (Hinton et al. Sec. 2: the transfer set may be unlabelled). Stored logits, not
+    probabilities: one file serves every temperature. A batch is looked up by the images
+    themselves: ``K`` fixed random projections of each normalised input are its key, matched
+    to the nearest stored key and checked, so an augmented or foreign image is an error
+    rather than wrong targets. ``info`` (str → str) records where the targets came from."""
+
+    K = 8
+
+    def __init__(self, keys: torch.Tensor, logits: torch.Tensor, proj: torch.Tensor,
+                 combine: str = "logits", info: dict | None = None):
+        if combine not in COMBINE:
+            raise ValueError(f"unknown ensemble combination {combine!r}")
+        self.proj = proj.double().reshape(proj.shape[0], -1)
+        self.keys = keys.double().reshape(keys.shape[0], -1)
+        self.logits = logits.float() if logits.dim() == 3 else logits.float()[None]
+        if self.logits.shape[1] != len(self.keys) or self.keys.shape[1] != self.proj.shape[1]:
+            raise ValueError("stored soft targets: keys, logits and projection disagree")
+        self.combine, self.info = combine, dict(info or {})
+
+    @property
+    def num_classes(self) -> int:
+        return self.logits.shape[2]
+
+    @property
+    def input_dim(self) -> int:
+        return self.proj.shape[0]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    @classmethod
+    def projection(cls, dim: int, seed: int = 1503) -> torch.Tensor:
+        return torch.randn(dim, cls.K, generator=torch.Generator().manual_seed(seed),
+                           dtype=torch.float64)
 
     @staticmethod
-    def projection(dim: int, seed: int = 1503) -> torch.Tensor:
-        return torch.randn(dim, generator=torch.Generator().manual_seed(seed),
-                           dtype=torch.float64)
+    def loader(data, batch_size: int = 500, out_size=None):
+        """The un-augmented batches of ``data`` at ``out_size``, normalised as the trainer
+        normalises them."""
+        from cnnlab.data.loader import BatchLoader
+
+        size = tuple(out_size or data.x.shape[-2:])
+        if tuple(data.x.shape[-2:]) != size:
+            raise ValueError(f"stored soft targets need images stored at the input size "
+                             f"{size[0]}x{size[1]}, not {data.x.shape[-2]}x{data.x.shape[-1]} "
+                             "(the trainer would crop them at random)")
+        return BatchLoader(data, batch_size, train=False, out_size=size).epoch(0)
 
     @classmethod
     @torch.no_grad()
-    def compute(cls, teacher, data, batch_size: int = 500) -> SoftTargets:
-        """Run ``teacher`` (eval mode) over ``data`` (a TensorData) as the trainer feeds it,
-        without augmentation."""
-        from cnnlab.data.loader import BatchLoader
-
+    def compute(cls, teacher, data, batch_size: int = 500, out_size=None,
+                info: dict | None = None) -> SoftTargets:
+        """Run ``teacher`` (eval mode; an :class:`Ensemble` member by member) over ``data``
+        (a TensorData) as the trainer feeds it, without augmentation."""
         if isinstance(teacher, nn.Module):
             teacher.eval()
-        loader = BatchLoader(data, batch_size, train=False, out_size=tuple(data.x.shape[-2:]))
-        xs, zs = [], []
-        proj = None
-        for x, _ in loader.epoch(0):
+        ks, zs, proj = [], [], None
+        for x, _ in cls.loader(data, batch_size, out_size):
             proj = cls.projection(x[0].numel()) if proj is None else proj
-            xs.append(x.flatten(1).double() @ proj)
-            zs.append(main_output(teacher(x)).float())
-        return cls(torch.cat(xs), torch.cat(zs), proj)
+            ks.append(x.flatten(1).double() @ proj)
+            z = teacher.member_logits(x) if isinstance(teacher, Ensemble) else \
+                main_output(teacher(x)).float()[None]
+            zs.append(z)
+        if proj is None:
+            raise ValueError("no images to compute soft targets for")
+        combine = teacher.combine if isinstance(teacher, Ensemble) else "logits"
+        return cls(torch.cat(ks), torch.cat(zs, 1), proj, combine, info)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if x.flatten(1).shape[1] != len(self.proj):
-            raise ValueError(f"stored soft targets are for inputs of {len(self.proj)} values, "
-                             f"got {x.flatten(1).shape[1]}")
+    def nearest(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(stored row, found) for each image of ``x``: the nearest key, and whether it is
+        the image's own (equal up to rounding)."""
+        if x[0].numel() != self.input_dim:
+            raise ValueError(f"stored soft targets are for inputs of {self.input_dim} values, "
+                             f"got {x[0].numel()}")
         k = x.detach().flatten(1).double().cpu() @ self.proj
-        i = torch.searchsorted(self.sorted, k).clamp(max=len(self.sorted) - 1)
-        j = (i - 1).clamp(min=0)
-        pick = torch.where((self.sorted[i] - k).abs() <= (self.sorted[j] - k).abs(), i, j)
-        tol = 1e-4 * (1 + k.abs())
-        if ((self.sorted[pick] - k).abs() > tol).any():
+        d, pick = torch.cdist(k, self.keys).min(1)
+        return pick, d <= 1e-6 * (1 + k.norm(dim=1))
+
+    def rows(self, x: torch.Tensor) -> torch.Tensor:
+        """The stored row of each image of ``x`` (ValueError if one is not stored)."""
+        pick, found = self.nearest(x)
+        if not found.all():
             raise ValueError("an input is not in the stored transfer set (stored soft targets "
                              "need the un-augmented images they were computed on)")
-        return self.logits[self.order[pick]].to(x.device)
+        return pick
+
+    def missing(self, data, out_size=None) -> int:
+        """How many images of ``data`` have no stored targets."""
+        return sum(int((~self.nearest(x)[1]).sum())
+                   for x, _ in self.loader(data, 500, out_size))
+
+    def soft_targets(self, x: torch.Tensor, T: float = 1.0) -> torch.Tensor:
+        return combine_logits(self.logits[:, self.rows(x)], self.combine, T).to(x.device)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return ensemble_output(self.logits[:, self.rows(x)], self.combine).to(x.device)
 
     def save(self, path) -> None:
+        """Write atomically (temporary file, fsync, rename)."""
         from safetensors.torch import save_file
 
+        meta = {**{str(k): str(v) for k, v in self.info.items()},
+                "format": "cnnlab.soft_targets", "combine": self.combine}
         with atomic_path(path) as tmp:
-            save_file({"keys": self.keys, "logits": self.logits, "proj": self.proj}, str(tmp),
-                      metadata={"format": "cnnlab.soft_targets"})
+            save_file({"keys": self.keys, "logits": self.logits.contiguous(),
+                       "proj": self.proj}, str(tmp), metadata=meta)
 
     @classmethod
     def load(cls, path) -> SoftTargets:
-        from safetensors.torch import load_file
+        from safetensors import SafetensorError, safe_open
 
         if not Path(path).is_file():
             raise ValueError(f"no soft-target file at {path}")
-        t = load_file(str(path))
-        if set(t) != {"keys", "logits", "proj"}:
+        try:
+            with safe_open(str(path), "pt") as f:
+                meta = f.metadata() or {}
+                t = {k: f.get_tensor(k) for k in f.keys()}
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ValueError(f"{path} is not a soft-target file ({e})") from None
+        if set(t) != {"keys", "logits", "proj"} or meta.get("format") != "cnnlab.soft_targets":
             raise ValueError(f"{path} is not a soft-target file")
-        return cls(t["keys"], t["logits"], t["proj"])
+        info = {k: v for k, v in meta.items() if k not in ("format", "combine")}
+        return cls(t["keys"], t["logits"], t["proj"], meta.get("combine", "logits"), info)
 
 
 class DistillLoss:
@@ -293,7 +365,7 @@ def logit_matching_gradient(z: torch.Tensor, v: torch.Tensor, T: float) -> torch
     return (z - v) / (z.shape[-1] * T * T)
 
 
-__all__ = ["DistillLoss", "Ensemble", "SoftTargets", "classifier", "expected_gradient",
-           "fit_bias_shift", "load_ensemble", "load_model", "logit_matching_gradient",
-           "logits_of", "max_norm", "shift_bias", "soft_cross_entropy", "soft_targets",
-           "temperature_softmax"]
+__all__ = ["DistillLoss", "Ensemble", "SoftTargets", "classifier", "combine_logits",
+           "ensemble_output", "expected_gradient", "fit_bias_shift", "load_ensemble",
+           "load_model", "logit_matching_gradient", "logits_of", "max_norm", "shift_bias",
+           "soft_cross_entropy", "soft_targets", "temperature_softmax"]
