@@ -18,17 +18,12 @@ errors are on the 2,000 validation images. One thread; see experiments/README.md
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import sys
-import time
-from pathlib import Path
 
 import torch
+from _common import collect, cpu_minutes, ms, save_figure, seed_parser
 
 from cnnlab.compress.distill import DistillLoss, fit_bias_shift, logits_of, max_norm
-from cnnlab.data import load_dataset
 from cnnlab.models.lenet import MLP
 from cnnlab.train import TrainConfig, evaluate, train
 
@@ -105,12 +100,6 @@ def run_seed(split, seed, ep, student_augment="", main_only=False):
     return row
 
 
-def ms(vals):
-    m = statistics.mean(vals)
-    s = statistics.stdev(vals) if len(vals) > 1 else 0.0
-    return m, s
-
-
 def plot(rows, n_val, path):
     from cnnlab.plot import _pyplot
 
@@ -130,17 +119,11 @@ def plot(rows, n_val, path):
     ax.set_ylabel("test / validation error (%)")
     ax.legend(fontsize=8)
     ax.set_title("distillation on MNIST")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--quick", action="store_true", help="1 epoch each (a smoke test)")
-    ap.add_argument("--data", default="mnist:data/mnist")
-    ap.add_argument("--figure", default="experiments/figures/distillation.png")
+    ap = seed_parser(__doc__, "experiments/figures/distillation.png")
     ap.add_argument("--student-augment", default="",
                     help="adds a variant beyond the paper, beside the paper's student: jitter "
                     "the distilled student's transfer set too (the teacher labels the same "
@@ -150,9 +133,6 @@ def main() -> int:
                     help="epochs of the teacher and of the small nets (default 15 10)")
     ap.add_argument("--main-only", action="store_true",
                     help="only teacher / small / distilled (no omitted-class runs)")
-    ap.add_argument("--save", help="write the seeds' rows to this JSON file and stop "
-                    "(run seeds as separate processes, then --load them all)")
-    ap.add_argument("--load", nargs="+", help="tabulate rows saved by --save")
     args = ap.parse_args()
     torch.set_num_threads(1)
     ep = dict(teacher=1, small=1, only78=1) if args.quick else \
@@ -160,25 +140,14 @@ def main() -> int:
     if args.epochs:
         ep.update(teacher=args.epochs[0], small=args.epochs[1])
     n = 2000
-    rows = []
-    if args.load:
-        for f in args.load:
-            rows += json.loads(Path(f).read_text())
-    else:
-        split = load_dataset(args.data, val_split=n, seed=0)
-        t_cpu = time.process_time()
-        for seed in args.seeds:
-            rows.append(run_seed(split, seed, ep, args.student_augment, args.main_only))
-            rows[-1]["cpu_s"] = time.process_time() - t_cpu
-            t_cpu = time.process_time()
-            print(f"seed {seed}: " + "  ".join(f"{k} {v:.2f}" for k, v in rows[-1].items()),
-                  file=sys.stderr, flush=True)
-    if args.save:
-        Path(args.save).write_text(json.dumps(rows))
+    rows = collect(args, lambda split: (
+        (f"seed {seed}", lambda seed=seed: run_seed(split, seed, ep, args.student_augment,
+                                                     args.main_only))
+        for seed in args.seeds), val_split=n)
+    if rows is None:
         return 0
-    cpu = sum(r.get("cpu_s", 0) for r in rows)
     print(f"MNIST 8,000/{n:,}, {len(rows)} seeds, mean ± std; epochs {ep}; "
-          f"{cpu / 60:.0f} CPU-min on 1 thread (2-core shared machine)")
+          f"{cpu_minutes(rows):.0f} CPU-min on 1 thread (2-core shared machine)")
     print("| net | val errors (of 2,000) | val error % | paper (errors of 10,000) |")
     print("|---|---|---|---|")
     keys = [k for k in ("teacher", "small", "distilled", "distilled_jitter", "small_jitter")
@@ -193,7 +162,6 @@ def main() -> int:
         m, s = ms(gap)
         print(f"gap closed by {k}: {m:.0f} ± {s:.0f} % (per seed "
               + ", ".join(f"{g:.0f}" for g in gap) + "; goal ≥ 60 %; paper 91 %)")
-    Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
     plot(rows, n, args.figure)
     if "no3_before" not in rows[0]:
         return 0

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import torch
+from _common import pm
 
 import cnnlab
 from cnnlab.data import load_dataset
@@ -96,22 +97,17 @@ def main(argv=None):
     plot(curves, Path("experiments/figures/enas_rewards.png"))
 
 
-def _ms(v):
-    return f"{statistics.mean(v):.2f} ± {statistics.stdev(v):.2f}" if len(v) > 1 else \
-        f"{v[0]:.2f}"
-
-
 def print_table(rows, args):
     print(f"\ndigits, {len(args.seeds)} seeds, search {args.epochs} epochs, retrain "
           f"{args.retrain_epochs} epochs; mean ± std\n")
     print("| network | val top-1 % | params | mult-adds | search s | retrain s |")
     print("|---|---|---|---|---|---|")
     for name, rs in rows.items():
-        search_s = _ms([r["search_s"] for r in rs]) if "search_s" in rs[0] else "–"
-        print(f"| {name} | {_ms([r['top1'] for r in rs])} | "
+        search_s = pm([r["search_s"] for r in rs]) if "search_s" in rs[0] else "–"
+        print(f"| {name} | {pm([r['top1'] for r in rs])} | "
               f"{statistics.mean(r['params'] for r in rs) / 1e3:.0f} K | "
               f"{statistics.mean(r['macs'] for r in rs) / 1e6:.2f} M | {search_s} | "
-              f"{_ms([r['train_s'] for r in rs])} |")
+              f"{pm([r['train_s'] for r in rs])} |")
     print("\n" + PAPER)
 
 

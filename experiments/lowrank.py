@@ -15,15 +15,12 @@
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import statistics
 import sys
-import time
-from pathlib import Path
 
 import torch
+from _common import collect, cpu_minutes, ms, save_figure, seed_parser
 
 from cnnlab.compress.lowrank import (
     compression_for_size,
@@ -31,7 +28,6 @@ from cnnlab.compress.lowrank import (
     format_report,
     layer_report,
 )
-from cnnlab.data import load_dataset
 from cnnlab.models import create_model
 from cnnlab.train import TrainConfig, evaluate, train
 
@@ -68,10 +64,6 @@ def run(name, split, seed, quick):
         points.append({"target": c, "ratio": params(dense) / params(m), "ranks": ranks,
                        "svd": acc0, "tuned": evaluate(m, split.val)["top1"]})
     return {"model": name, "seed": seed, "dense": base, "points": points, "report": report}
-
-
-def ms(v):
-    return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
 
 
 def alexnet() -> None:
@@ -113,44 +105,24 @@ def plot(rows, path):
         ax.set_ylabel("validation top-1 (%)")
         ax.set_title(name)
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap = seed_parser(__doc__, "experiments/figures/lowrank.png")
     ap.add_argument("--models", nargs="+", default=list(MODELS))
-    ap.add_argument("--quick", action="store_true")
     ap.add_argument("--alexnet", action="store_true")
-    ap.add_argument("--data", default="mnist:data/mnist")
-    ap.add_argument("--figure", default="experiments/figures/lowrank.png")
-    ap.add_argument("--save")
-    ap.add_argument("--load", nargs="+")
     args = ap.parse_args()
     torch.set_num_threads(1)
     if args.alexnet:
         alexnet()
         return 0
-    rows = []
-    if args.load:
-        for f in args.load:
-            rows += json.loads(Path(f).read_text())
-    else:
-        split = load_dataset(args.data, val_split=2000, seed=0)
-        t_cpu = time.process_time()
-        for name in args.models:
-            for seed in args.seeds:
-                rows.append(run(name, split, seed, args.quick))
-                rows[-1]["cpu_s"] = time.process_time() - t_cpu
-                t_cpu = time.process_time()
-                print(f"{name} seed {seed} done ({time.process_time():.0f} CPU-s)",
-                      file=sys.stderr, flush=True)
-    if args.save:
-        Path(args.save).write_text(json.dumps(rows))
+    rows = collect(args, lambda split: (
+        (f"{name} seed {seed}", lambda name=name, seed=seed: run(name, split, seed, args.quick))
+        for name in args.models for seed in args.seeds))
+    if rows is None:
         return 0
-    print(f"{sum(r.get('cpu_s', 0) for r in rows) / 60:.1f} CPU-min on 1 thread")
+    print(f"{cpu_minutes(rows):.1f} CPU-min on 1 thread")
     for name in MODELS:
         rs = [r for r in rows if r["model"] == name]
         if not rs:
@@ -169,7 +141,6 @@ def main() -> int:
                   f"{t[0]:.2f} ± {t[1]:.2f} |")
         print(f"\nper layer at 4x ({name}):")
         print(format_report(rs[0]["report"]))
-    Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
     plot(rows, args.figure)
     return 0
 

@@ -12,22 +12,20 @@ Paper (ImageNet, Inception): the grown nets converge faster to the same accuracy
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import sys
-import time
-from pathlib import Path
 
 import torch
+from _common import collect, cpu_minutes, ms, save_figure, seed_parser
 
 from cnnlab.compress.net2net import net2deeper, net2wider
-from cnnlab.data import load_dataset
 from cnnlab.models.lenet import MLP
 from cnnlab.train import TrainConfig, evaluate, train
 
 RECIPE = dict(batch_size=100, lr=0.02, momentum=0.9, weight_decay=0.0, schedule="cosine",
               device="cpu", channels_last=False)
+
+
+FIGURE = "experiments/figures/net2net.png"
 
 
 def curve(model, split, epochs, seed):
@@ -49,10 +47,6 @@ def run_seed(split, seed, ep):
     return {"teacher": teacher_acc, "grown": grown, "scratch": scratch}
 
 
-def ms(v):
-    return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
-
-
 def plot(rows, path):
     from cnnlab.plot import _pyplot
 
@@ -71,39 +65,19 @@ def plot(rows, path):
     ax.set_ylim(max(0, min(t - 10, 85)), 100)
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(f"Net2Net on MNIST 8k/2k ({len(rows)} seeds)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--data", default="mnist:data/mnist")
-    ap.add_argument("--figure", default="experiments/figures/net2net.png")
-    ap.add_argument("--save")
-    ap.add_argument("--load", nargs="+")
+    ap = seed_parser(__doc__, FIGURE)
     args = ap.parse_args()
     torch.set_num_threads(1)
     ep = dict(teacher=1, student=1) if args.quick else dict(teacher=8, student=6)
-    rows = []
-    if args.load:
-        for f in args.load:
-            rows += json.loads(Path(f).read_text())
-    else:
-        split = load_dataset(args.data, val_split=2000, seed=0)
-        t_cpu = time.process_time()
-        for seed in args.seeds:
-            rows.append(run_seed(split, seed, ep))
-            rows[-1]["cpu_s"] = time.process_time() - t_cpu
-            t_cpu = time.process_time()
-            print(f"seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
-    if args.save:
-        Path(args.save).write_text(json.dumps(rows))
+    rows = collect(args, lambda split: (
+        (f"seed {seed}", lambda seed=seed: run_seed(split, seed, ep)) for seed in args.seeds))
+    if rows is None:
         return 0
-    cpu = sum(r.get("cpu_s", 0) for r in rows)
-    print(f"MNIST 8,000/2,000, {len(rows)} seeds, mean ± std, {cpu / 60:.1f} CPU-min")
+    print(f"MNIST 8,000/2,000, {len(rows)} seeds, mean ± std, {cpu_minutes(rows):.1f} CPU-min")
     n = len(rows[0]["grown"])
     print("| epoch | grown (Net2Net) | from random init |")
     print("|---|---|---|")
@@ -112,7 +86,6 @@ def main() -> int:
         print(f"| {i} | {g[0]:.2f} ± {g[1]:.2f} | {s[0]:.2f} ± {s[1]:.2f} |")
     t = ms([r["teacher"] for r in rows])
     print(f"\nteacher 784-200-10: {t[0]:.2f} ± {t[1]:.2f} %")
-    Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
     plot(rows, args.figure)
     return 0
 

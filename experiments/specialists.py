@@ -19,15 +19,11 @@ Paper (JFT, 61 specialists): conditional test accuracy 43.1 % → 45.9 %, test a
 
 from __future__ import annotations
 
-import argparse
-import json
-import statistics
 import sys
-import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _common import collect, cpu_minutes, ms, save_figure, seed_parser
 
 from cnnlab.compress.distill import logits_of
 from cnnlab.compress.specialists import (
@@ -36,12 +32,14 @@ from cnnlab.compress.specialists import (
     train_full_specialist,
     train_specialist,
 )
-from cnnlab.data import load_dataset
 from cnnlab.models import create_model
 from cnnlab.train import TrainConfig, train
 
 RECIPE = dict(batch_size=100, lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="cosine",
               device="cpu", channels_last=False)
+
+
+FIGURE = "experiments/figures/specialists.png"
 
 
 def accuracy(z, y, mask):
@@ -71,10 +69,6 @@ def run_seed(split, seed, ep, fixed=None, clusters=4, full=False):
     return row
 
 
-def ms(v):
-    return statistics.mean(v), (statistics.stdev(v) if len(v) > 1 else 0.0)
-
-
 def plot(rows, path):
     from cnnlab.plot import _pyplot
 
@@ -95,46 +89,28 @@ def plot(rows, path):
     ax.set_ylabel("validation top-1 (%)")
     ax.legend(fontsize=8)
     ax.set_title(f"specialists on MNIST 8k/2k ({len(rows)} seeds)")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--data", default="mnist:data/mnist")
-    ap.add_argument("--figure", default="experiments/figures/specialists.png")
+    ap = seed_parser(__doc__, FIGURE)
     ap.add_argument("--subsets", nargs="+", metavar="C,C,…",
                     help="fixed subsets instead of k-means (e.g. 3,5,8 4,9)")
     ap.add_argument("--clusters", type=int, default=4, help="k of the k-means")
     ap.add_argument("--full", action="store_true",
                     help="also full-softmax specialists (Sec. 6.1), beside the dustbin ones")
-    ap.add_argument("--save")
-    ap.add_argument("--load", nargs="+")
     args = ap.parse_args()
     torch.set_num_threads(1)
     ep = dict(generalist=1, specialist=1) if args.quick else dict(generalist=4, specialist=6)
-    rows = []
-    if args.load:
-        for f in args.load:
-            rows += json.loads(Path(f).read_text())
-    else:
-        split = load_dataset(args.data, val_split=2000, seed=0)
-        t_cpu = time.process_time()
-        for seed in args.seeds:
-            fixed = [[int(c) for c in t.split(",")] for t in args.subsets] \
-                if args.subsets else None
-            rows.append(run_seed(split, seed, ep, fixed, args.clusters, args.full))
-            rows[-1]["cpu_s"] = time.process_time() - t_cpu
-            t_cpu = time.process_time()
-            print(f"seed {seed}: {rows[-1]}", file=sys.stderr, flush=True)
-    if args.save:
-        Path(args.save).write_text(json.dumps(rows))
+    fixed = [[int(c) for c in t.split(",")] for t in args.subsets] if args.subsets else None
+    rows = collect(args, lambda split: (
+        (f"seed {seed}", lambda seed=seed: run_seed(split, seed, ep, fixed, args.clusters,
+                                                     args.full))
+        for seed in args.seeds))
+    if rows is None:
         return 0
     print(f"MNIST 8,000/2,000, {len(rows)} seeds, mean ± std, "
-          f"{sum(r.get('cpu_s', 0) for r in rows) / 60:.1f} CPU-min")
+          f"{cpu_minutes(rows):.1f} CPU-min")
     for r in rows:
         print("subsets found:", " ".join("/".join(map(str, s)) for s in r["subsets"]))
     full = "full_all" in rows[0]
@@ -145,7 +121,6 @@ def main() -> int:
         cols = ["gen", "comb"] + (["full"] if full else [])
         cells = [ms([r[f"{c}_{key}"] for r in rows]) for c in cols]
         print(f"| {label} | " + " | ".join(f"{m:.2f} ± {s:.2f} %" for m, s in cells) + " |")
-    Path(args.figure).parent.mkdir(parents=True, exist_ok=True)
     plot(rows, args.figure)
     return 0
 

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from _common import pm
 
 import cnnlab
 from cnnlab.compress.structured import prune
@@ -68,11 +69,6 @@ def one(name, split, seed, epochs, ft_epochs, score):
                 macs=res.macs_ratio, params=params[1] / params[0])
 
 
-def ms(values):
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}" \
-        if len(values) > 1 else f"{values[0]:.2f}"
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="resnet20,lenet5_caffe")
@@ -102,9 +98,9 @@ def main() -> None:
     for name, rs in rows.items():
         gap = [r["pruned"] - r["dense_ft"] for r in rs]
         print(f"| {name} | {statistics.mean(r['macs'] for r in rs):.1%} | "
-              f"{statistics.mean(r['params'] for r in rs):.1%} | {ms([r['dense'] for r in rs])} | "
-              f"{ms([r['dense_ft'] for r in rs])} | {ms([r['cut'] for r in rs])} | "
-              f"{ms([r['pruned'] for r in rs])} | {ms(gap)} |")
+              f"{statistics.mean(r['params'] for r in rs):.1%} | {pm([r['dense'] for r in rs])} | "
+              f"{pm([r['dense_ft'] for r in rs])} | {pm([r['cut'] for r in rs])} | "
+              f"{pm([r['pruned'] for r in rs])} | {pm(gap)} |")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for name, rs in rows.items():  # one file per model, so models can run in parallel
