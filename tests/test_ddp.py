@@ -2,16 +2,13 @@
 DistributedDataParallel keeps both ranks' weights identical, and rank 0 alone writes."""
 
 import os
-import socket
 
 import torch
-import torch.multiprocessing as mp
+from _gloo import as_rank, spawn
 
 
 def _worker(rank, world, port, out):
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
+    as_rank(rank, world, port)
     import torch.distributed as dist
     from safetensors.torch import save_file
 
@@ -40,10 +37,7 @@ def test_two_gloo_ranks_hold_identical_weights(tmp_path):
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    spawn(_worker, tmp_path)
     w0 = load_file(tmp_path / "rank0.safetensors")
     w1 = load_file(tmp_path / "rank1.safetensors")
     assert w0.keys() == w1.keys()

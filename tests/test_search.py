@@ -172,9 +172,9 @@ def test_paper_networks_are_registered():
 def _search_worker(rank, world, port, out):
     import os
 
-    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
+    from _gloo import as_rank
+
+    as_rank(rank, world, port)
     import torch.distributed as dist
     from safetensors.torch import save_file
 
@@ -203,16 +203,11 @@ def _search_worker(rank, world, port, out):
 
 
 def test_omega_phase_on_two_gloo_ranks_keeps_weights_identical(tmp_path):
-    import socket
-
-    import torch.multiprocessing as mp
+    from _gloo import spawn
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_search_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    spawn(_search_worker, tmp_path)
     w0, w1 = (load_file(tmp_path / f"rank{r}.safetensors") for r in (0, 1))
     assert w0.keys() == w1.keys() and all(torch.equal(w0[k], w1[k]) for k in w0)
     # each rank trained on half of every 32-image batch
