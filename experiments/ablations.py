@@ -47,10 +47,15 @@ def main() -> None:
     from cnnlab.ablate import get_ablation, run_ablation, write_results
 
     torch.set_num_threads(1)
+    import sys
+    import time
+
     for name in a.names:
+        t0 = time.process_time()
         r = run_ablation(get_ablation(name), seeds=a.seeds)
         write_results(r, OUT)
         print(markdown(r))
+        print(f"{name}: {time.process_time() - t0:.0f} CPU seconds", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":
