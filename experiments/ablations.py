@@ -2,7 +2,7 @@
 print their tables as Markdown for experiments/README.md.
 
     python experiments/ablations.py gap_fc strided_pool ...   # run, then print
-    python experiments/ablations.py --from experiments/figures/ablate   # print saved results
+    python experiments/ablations.py --from experiments/figures/ablate   # summary + tables
 """
 
 from __future__ import annotations
@@ -32,6 +32,18 @@ def markdown(r: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary(results: list[dict]) -> str:
+    """One row per claim: study, claim, verdict, task."""
+    lines = ["| study | claim | verdict | task |", "|---|---|---|---|"]
+    for r in results:
+        task = f"{r['data'].split(':')[0]} {r['train_images']}, {r['iters']} steps"
+        for c in r["verdicts"]:
+            verdict = c["verdict"].split(" (")[0]
+            lines.append(f"| {r['ablation']} | {c['claim'].split(' (')[0]} | **{verdict}** | "
+                         f"{task} |")
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*")
@@ -39,18 +51,25 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     a = ap.parse_args()
     if a.src:
-        for path in sorted(a.src.glob("*.json")):
-            print(markdown(json.loads(path.read_text())))
+        results = [json.loads(p.read_text()) for p in sorted(a.src.glob("*.json"))]
+        print(summary(results))
+        for r in results:
+            print(markdown(r))
         return
     import torch
 
     from cnnlab.ablate import get_ablation, run_ablation, write_results
 
     torch.set_num_threads(1)
+    import sys
+    import time
+
     for name in a.names:
+        t0 = time.process_time()
         r = run_ablation(get_ablation(name), seeds=a.seeds)
         write_results(r, OUT)
         print(markdown(r))
+        print(f"{name}: {time.process_time() - t0:.0f} CPU seconds", file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ switch a paper's comparison turns. They know nothing of training."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from functools import cache
 
+import torch
 from torch import nn
 
 from cnnlab.layers import ConvNormAct, DepthwiseSeparable, Fire, InvertedResidual
@@ -124,22 +126,32 @@ def shuffle_net(in_chans: int, num_classes: int, groups: int = 3,
     return ShuffleNet(24, (96, 192), (2, 2), unit, None, num_classes, in_chans)
 
 
-def squeeze_net(in_chans: int, num_classes: int, bypass: str = "none") -> nn.Module:
+def squeeze_net(in_chans: int, num_classes: int, bypass: str = "none", sr: float = 0.25,
+                pct3x3: float = 0.5, norm: bool = False) -> nn.Module:
     """A small SqueezeNet (Iandola et al. 2016, Fig. 2 in kind): conv → pool → four Fire
-    modules (squeeze ratio 0.25, half 3×3) → pool → conv 1×1 to the classes → global pool.
-    ``bypass``: none, simple (identity around the Fire modules whose widths match) or
-    complex (also 1×1 convolutions around the others), Table 3."""
+    modules → pool → conv 1×1 to the classes → global pool. ``sr`` is the squeeze ratio
+    (squeeze filters / expand filters, Sec. 5.1, Fig. 3a), ``pct3x3`` the share of 3×3
+    expand filters (Fig. 3b). ``bypass``: none, simple (identity around the Fire modules
+    whose widths match) or complex (also 1×1 convolutions around the others), Table 3.
+    ``norm`` puts batch norm after conv1 and after each Fire (not in the paper: without it
+    this 16 K-parameter net stays near chance for hundreds of steps on 300 images)."""
     if bypass not in ("none", "simple", "complex"):
         raise ValueError(f"bypass must be none, simple or complex, got {bypass!r}")
+    if not (0 < sr <= 1 and 0 < pct3x3 < 1):
+        raise ValueError(f"need 0 < sr <= 1 and 0 < pct3x3 < 1, got {sr}, {pct3x3}")
     fires = [(32, 32), (32, 32), (32, 64), (64, 64)]
-    layers = [nn.Conv2d(in_chans, 32, 3, padding=1), nn.ReLU(inplace=True), nn.MaxPool2d(2)]
+    layers = [nn.Conv2d(in_chans, 32, 3, padding=1)]
+    layers += [nn.BatchNorm2d(32)] if norm else []
+    layers += [nn.ReLU(inplace=True), nn.MaxPool2d(2)]
     for i, (cin, cout) in enumerate(fires):
         kind = None
         if bypass == "simple" and cin == cout and i % 2:
             kind = "simple"
         elif bypass == "complex":
             kind = "simple" if cin == cout and i % 2 else "complex"
-        layers.append(Fire(cin, cout // 4, cout // 2, cout // 2, bypass=kind))
+        e3 = min(cout - 1, max(1, round(pct3x3 * cout)))
+        layers.append(Fire(cin, max(1, round(sr * cout)), cout - e3, e3, bypass=kind))
+        layers += [nn.BatchNorm2d(cout)] if norm else []
         if i == 1:
             layers.append(nn.MaxPool2d(2))
     layers += [nn.Dropout(0.5), nn.Conv2d(64, num_classes, 1), nn.ReLU(inplace=True),
@@ -161,3 +173,251 @@ def mobilenet_small(in_chans: int, num_classes: int, alpha: float = 1.0,
                       else DepthwiseSeparable(c, w(out), stride))
         c = w(out)
     return nn.Sequential(*layers, _head(c, num_classes))
+
+
+# --- fitting a variant to a budget ------------------------------------------------------------
+def n_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def at_params(make, target: int, lo: float = 1.0, hi: float = 1024.0,
+              integer: bool = False) -> nn.Module:
+    """``make(scale)`` at the scale whose parameter count is closest to ``target`` (bisection
+    on a monotone count; whole scales only when ``integer``), so that variants of different
+    shape compare at equal parameters."""
+    for _ in range(20):
+        if integer and hi - lo <= 1:
+            break
+        mid = (lo + hi) // 2 if integer else (lo * hi) ** 0.5
+        lo, hi = (mid, hi) if n_params(make(mid)) < target else (lo, mid)
+    return min((make(lo), make(hi)), key=lambda m: abs(n_params(m) - target))
+
+
+# --- SimpNet's principles (Hasanpour et al. 2018, deck 002:1115-1412) ----------------------------
+def ramp(n: int, first: float, growth: float) -> list[int]:
+    """``n`` widths growing linearly from ``first`` to ``first × growth`` (gradual
+    expansion, SimpNet Sec. 3.1)."""
+    return [max(1, round(first * (1 + (growth - 1) * i / max(n - 1, 1)))) for i in range(n)]
+
+
+def simp_net(in_chans: int, num_classes: int, widths, pools, kernels=3,
+             saf: float = 0.0) -> nn.Module:
+    """A SimpNet-style plain stack: per width a k×k conv → BN → ReLU (``kernels``: one size
+    or one per layer); a 2×2 max pool after each layer numbered (from 1) in ``pools``, then
+    dropout ``saf`` (SAF-pooling, Sec. 3.5; 0: a plain pool); global max pooling → linear
+    (SimpNet's head)."""
+    ks = [kernels] * len(widths) if isinstance(kernels, int) else list(kernels)
+    if len(ks) != len(widths) or not set(pools) <= set(range(1, len(widths) + 1)):
+        raise ValueError("need one kernel size per layer and pools within the layers")
+    layers, c = [], in_chans
+    for i, (w, k) in enumerate(zip(widths, ks), 1):
+        layers.append(ConvNormAct(c, w, k))
+        c = w
+        if i in pools:
+            layers.append(nn.MaxPool2d(2))
+            if saf:
+                layers.append(nn.Dropout(saf))
+    return nn.Sequential(*layers, nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+                         nn.Linear(c, num_classes))
+
+
+def default_pools(n: int) -> tuple[int, int]:
+    """SimpNet pools after layers 5 and 10 of 13: at about 40 % and 75 % of the depth."""
+    return max(1, round(0.4 * n)), max(2, round(0.75 * n))
+
+
+def simp_at(in_chans: int, num_classes: int, params: int, layers: int, growth: float = 3.0,
+            pools=None, kernels=3, saf: float = 0.0, geometric: bool = False) -> nn.Module:
+    """:func:`simp_net` with ``layers`` widths that grow ``growth``-fold (linearly, or
+    ``geometric``-ally: most units at the end), scaled to ``params`` parameters."""
+    pools = pools or default_pools(layers)
+
+    def widths(first):
+        if geometric:
+            return [max(1, round(first * growth ** (i / (layers - 1)))) for i in range(layers)]
+        return ramp(layers, first, growth)
+
+    return at_params(lambda s: simp_net(in_chans, num_classes, widths(s), pools, kernels, saf),
+                     params)
+
+
+# --- Inception v3's grid-size reduction (Szegedy et al. 2016, Sec. 7, Figs. 9-10) ----------------
+class GridReduction(nn.Module):
+    """d×d×k → (d/2)×(d/2)×2k three ways (deck 002:677-685): ``pool_first`` (2×2 max pool,
+    then a 3×3 conv k → 2k: cheap but a representational bottleneck), ``conv_first`` (3×3
+    conv k → 2k at d×d, then the pool: 4× the mult-adds), ``efficient`` (a stride-2 3×3
+    conv k → k beside a 3×3/2 max pool, concatenated: Fig. 10)."""
+
+    KINDS = ("pool_first", "conv_first", "efficient")
+
+    def __init__(self, k: int, kind: str):
+        super().__init__()
+        if kind not in self.KINDS:
+            raise ValueError(f"reduction must be one of {', '.join(self.KINDS)}, got {kind!r}")
+        self.kind = kind
+        if kind == "pool_first":
+            self.body = nn.Sequential(nn.MaxPool2d(2), ConvNormAct(k, 2 * k, 3))
+        elif kind == "conv_first":
+            self.body = nn.Sequential(ConvNormAct(k, 2 * k, 3), nn.MaxPool2d(2))
+        else:
+            self.conv = ConvNormAct(k, k, 3, 2)
+            self.pool = nn.MaxPool2d(3, 2, padding=1)
+
+    def forward(self, x):
+        if self.kind == "efficient":
+            return torch.cat([self.conv(x), self.pool(x)], 1)
+        return self.body(x)
+
+
+def grid_net(in_chans: int, num_classes: int, reduction: str = "efficient",
+             width: int = 16) -> nn.Module:
+    """conv ×2 at ``width`` → reduction → conv at 2×``width`` → reduction → conv at
+    4×``width`` → global pool → linear; only the two reductions differ between variants."""
+    w = width
+    return nn.Sequential(ConvNormAct(in_chans, w, 3), ConvNormAct(w, w, 3),
+                         GridReduction(w, reduction), ConvNormAct(2 * w, 2 * w, 3),
+                         GridReduction(2 * w, reduction), ConvNormAct(4 * w, 4 * w, 3),
+                         _head(4 * w, num_classes))
+
+
+# --- ShuffleNet Table 4: other units in ShuffleNet's skeleton (Zhang et al. 2018, Sec. 4.1.3) ---
+class VGGUnit(nn.Sequential):
+    """"VGG-like": two 3×3 convolutions, each with batch norm (the first may stride)."""
+
+    def __init__(self, cin: int, cout: int, stride: int):
+        super().__init__(ConvNormAct(cin, cout, 3, stride), ConvNormAct(cout, cout, 3))
+
+
+class BottleneckUnit(nn.Module):
+    """ResNet's bottleneck (``ratio`` 4, ``groups`` 1) or ResNeXt's (ratio 2, cardinality
+    ``groups`` 16 in the 3×3): 1×1 → 3×3 → 1×1, added to the input (a 1×1 projection when
+    the shape changes), ReLU."""
+
+    def __init__(self, cin: int, cout: int, stride: int, ratio: int = 4, groups: int = 1):
+        super().__init__()
+        mid = max(groups, cout // ratio // groups * groups)
+        self.body = nn.Sequential(ConvNormAct(cin, mid, 1),
+                                  ConvNormAct(mid, mid, 3, stride, groups=groups),
+                                  ConvNormAct(mid, cout, 1, act=None))
+        self.shortcut = nn.Identity() if stride == 1 and cin == cout else \
+            ConvNormAct(cin, cout, 1, stride, act=None)
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.act(self.body(x) + self.shortcut(x))
+
+
+UNITS = ("shufflenet", "vgg_like", "resnet", "xception_like", "resnext")
+
+
+def _unit_net(in_chans: int, num_classes: int, unit: str, width: int) -> nn.Module:
+    from cnnlab.models.shufflenet import ShuffleNet, ShuffleV1Unit
+
+    def make(cin, cout, stride, stage, j):
+        if unit == "vgg_like":
+            return VGGUnit(cin, cout, stride)
+        if unit in ("resnet", "resnext"):
+            return BottleneckUnit(cin, cout, stride, *((4, 1) if unit == "resnet" else (2, 16)))
+        # Xception-like: ShuffleNet's unit without group convolutions and shuffle (g = 1)
+        return ShuffleV1Unit(cin, cout, 1, stride, first_grouped=False)
+
+    return ShuffleNet(24, (width, 2 * width), (2, 2), make, None, num_classes, in_chans)
+
+
+@cache
+def _unit_width(unit: str, in_chans: int, num_classes: int, size: tuple, target: int) -> int:
+    from cnnlab.profile import profile
+
+    step = 4
+    # a strided ShuffleNet-style unit concatenates its input: it must widen past conv1's 24
+    start = 28 if unit == "xception_like" else step
+    best = None
+    for w in range(start, 1025, step):
+        macs = profile(_unit_net(in_chans, num_classes, unit, w), (in_chans, *size[1:])).macs
+        if best is None or abs(macs - target) < best[1]:
+            best = (w, abs(macs - target))
+        if macs > target:
+            break
+    return best[0]
+
+
+def unit_net(in_chans: int, num_classes: int, unit: str = "shufflenet", groups: int = 8,
+             size: tuple = (1, 32, 32)) -> nn.Module:
+    """A two-stage ShuffleNet (see :func:`shuffle_net`, ``groups`` g) or the same skeleton
+    with another unit (Table 4: VGG-like, ResNet, Xception-like, ResNeXt), its stage widths
+    chosen so that its mult-adds at ``size`` match ShuffleNet's."""
+    if unit not in UNITS:
+        raise ValueError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}")
+    if unit == "shufflenet":
+        return shuffle_net(in_chans, num_classes, groups)
+    from cnnlab.profile import profile
+
+    target = profile(shuffle_net(in_chans, num_classes, groups), (in_chans, *size[1:])).macs
+    return _unit_net(in_chans, num_classes, unit,
+                     _unit_width(unit, in_chans, num_classes, tuple(size), target))
+
+
+# --- DenseNet's variants at equal parameters (Huang et al. 2017, Fig. 4) -------------------------
+def dense_net(in_chans: int, num_classes: int, bottleneck: bool = True,
+              compression: float = 0.5, params: int = 60_000, layers: int = 4) -> nn.Module:
+    """A three-block CIFAR-style DenseNet with ``layers`` layers per block: plain (no
+    bottleneck, no compression), -B, -C or -BC; the growth rate k is chosen so that the
+    parameters come closest to ``params``."""
+    from cnnlab.models.densenet import DenseNet
+
+    def make(k):
+        return DenseNet([layers] * 3, k, 2 * k if bottleneck and compression < 1 else 16,
+                        bottleneck, compression, "cifar", num_classes, in_chans)
+
+    return at_params(make, params, 1, 64, integer=True)
+
+
+# --- VGG: a deep net initialised from the shallow net A (Simonyan & Zisserman 2015, Sec. 3.1) ----
+VGG_A = ((16,), (32,), (64, 64))               # net A in kind: one conv per stage, two last
+VGG_D = ((16, 16), (32, 32), (64, 64, 64))     # the deeper net D in kind
+
+
+def mini_vgg(in_chans: int, num_classes: int, stages=VGG_D, init: str = "glorot",
+             side: int = 16) -> nn.Module:
+    """VGG in kind: 3×3 conv + ReLU (no batch norm), a 2×2 max pool after each stage, then
+    FC 128 → FC 128 → FC classes with dropout 0.5. Layers are named ``s{stage}c{j}`` and
+    ``fc{1,2,3}`` so that net A's layers find their places in a deeper net. ``init``:
+    ``"glorot"`` (Xavier uniform, VGG's final choice) or ``"normal"`` (N(0, 10⁻²), VGG's
+    random initialisation)."""
+    layers, c = OrderedDict(), in_chans
+    for i, widths in enumerate(stages, 1):
+        for j, w in enumerate(widths, 1):
+            layers[f"s{i}c{j}"] = nn.Conv2d(c, w, 3, padding=1)
+            layers[f"s{i}r{j}"] = nn.ReLU(inplace=True)
+            c = w
+        layers[f"pool{i}"] = nn.MaxPool2d(2)
+    spatial = side // 2 ** len(stages)
+    layers["flatten"] = nn.Flatten()
+    for n, (a, b) in enumerate(((c * spatial * spatial, 128), (128, 128), (128, num_classes)), 1):
+        layers[f"fc{n}"] = nn.Linear(a, b)
+        if n < 3:
+            layers[f"fc{n}r"] = nn.ReLU(inplace=True)
+            layers[f"fc{n}d"] = nn.Dropout(0.5)
+    model = nn.Sequential(layers)
+    for m in model.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            if init == "glorot":
+                nn.init.xavier_uniform_(m.weight)
+            elif init == "normal":
+                nn.init.normal_(m.weight, 0.0, 0.01)
+            else:
+                raise ValueError(f"init must be 'glorot' or 'normal', got {init!r}")
+            nn.init.zeros_(m.bias)
+    return model
+
+
+def init_from(deep: nn.Module, shallow: nn.Module) -> list[str]:
+    """Copy the shallow net's layers into the deep net's layers of the same name and shape
+    (VGG: "the first four convolutional layers and the last three fully-connected layers");
+    returns the names of the parameters copied."""
+    own = deep.state_dict()
+    copied = [k for k, v in shallow.state_dict().items() if k in own and own[k].shape == v.shape]
+    with torch.no_grad():
+        for k in copied:
+            own[k].copy_(shallow.state_dict()[k])
+    return copied

@@ -1,6 +1,7 @@
 """The decks' design claims as ablations (``cnnlab ablate --list``). Deck lines refer to
 ``/work/shared/seeds/`` (000–004); each task is small enough for a 2-core CPU and starved of
-training images so that the variants can differ."""
+training images (300 of MNIST, :class:`~cnnlab.ablate.core.Task`) so that the variants can
+differ."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from functools import partial
 
 from cnnlab.ablate import nets
 from cnnlab.ablate.core import Ablation, Claim, Task, Variant, register_ablation
+
+SQUEEZE_NOTE = ("with batch norm after conv1 and each Fire module (not in the paper): without "
+                "it this 16 K-parameter net stayed at chance on 300-400 images (an earlier "
+                "run's verdict was 'invalid')")
 
 
 def _registered(name: str):
@@ -28,9 +33,10 @@ def degradation() -> Ablation:
         "degradation", "Plain vs residual nets at 20 and 56 layers",
         "deck 001:456-520, 002:700-836; He et al. 2016 Fig. 1/6, Table 6",
         tuple(Variant(n, _registered(n), paper[n]) for n in paper),
-        Task(train_images=600, input_size=(1, 16, 16), iters=400, lr=0.05),
+        Task(lr=0.05, iters=200, input_size=(1, 12, 12)),
         (Claim("plain20", "plain56"), Claim("resnet56", "plain56")),
-        "the degradation problem: the deeper plain net trains worse; residuals remove it")
+        "the degradation problem: the deeper plain net trains worse; residuals remove it. "
+        "12x12 inputs and 200 steps keep the 56-layer nets affordable on a shared CPU")
 
 
 @register_ablation("relu_tanh")
@@ -42,11 +48,11 @@ def relu_tanh() -> Ablation:
                  "25 % CIFAR-10 training error 6x sooner than tanh (Fig. 1)"),
          Variant("tanh", partial(nets.plain_cnn, act="tanh"),
                  "6x more epochs to 25 % (Fig. 1)")),
-        Task(train_images=500, iters=200, lr=0.02, batch_size=32, target_error=0.10,
+        Task(val_split=1000, lr=0.02, target_error=0.10, eval_every_iters=20,
              schedule="constant", weight_decay=0.0),
         (Claim("relu", "tanh"),),
-        "measure = steps until the validation error first reaches 10 % (evaluated once per "
-        "pass over the 500 training images, 16 steps). With batch norm, unlike AlexNet: "
+        "measure = steps until the validation error first reaches 10 % (evaluated every 20 "
+        "steps on 1,000 held-out images). With batch norm, unlike AlexNet: "
         "without it this 6-conv net with a GAP head did not train with ReLU at lr 0.05 "
         "(dead units) and barely moved with either activation at lr 0.01 in 150 steps")
 
@@ -59,7 +65,7 @@ def gap_fc() -> Ablation:
         (Variant("gap", partial(nets.plain_cnn, head="gap"), "CIFAR-10 err 10.41 % (Table 5)"),
          Variant("fc", partial(nets.plain_cnn, head="fc"),
                  "err 10.88 % with dropout (Table 5)")),
-        Task(train_images=300, iters=300),
+        Task(),
         (Claim("gap", "fc"),), "the same trunk; only the classifier differs")
 
 
@@ -72,7 +78,7 @@ def strided_pool() -> Ablation:
                  "SimpNet-15 68.89 % (CIFAR-100), ResNet-32 93.75 % (Table VI)"),
          Variant("strided", partial(nets.plain_cnn, down="stride"),
                  "SimpNet-15 68.10 %, ResNet-32 93.46 % (Table VI)")),
-        Task(train_images=300, iters=300),
+        Task(),
         (Claim("maxpool", "strided"),),
         "SimpNet: 'max-pooling outperforms the strided convolution regardless of architecture'")
 
@@ -87,7 +93,7 @@ def xception_segments() -> Ablation:
             (4, "Inception-style: 4 segments"),
             ("C", "depthwise separable: Xception 79.0 % vs Inception V3 78.2 % top-1 "
                   "(Table 1)"))),
-        Task(train_images=300, iters=300),
+        Task(),
         (Claim("segments=C", "segments=1"),),
         "the 'extreme Inception' hypothesis: as many segments as channels loses nothing")
 
@@ -101,7 +107,7 @@ def xception_act() -> Ablation:
             ("none", "best: no intermediate activation (Fig. 10)"),
             ("relu", "worse than none (Fig. 10)"),
             ("elu", "between (Fig. 10)"))),
-        Task(train_images=300, iters=300),
+        Task(),
         (Claim("none", "relu"),))
 
 
@@ -115,7 +121,7 @@ def mobilenetv2_linear() -> Ablation:
          Variant("relu6", partial(nets.mbv2_net, linear=False), "below linear (Fig. 6a)"),
          Variant("no_shortcut", partial(nets.mbv2_net, shortcut=False),
                  "below the bottleneck shortcut (Fig. 6b)")),
-        Task(train_images=300, iters=300),
+        Task(),
         (Claim("linear", "relu6"), Claim("linear", "no_shortcut")))
 
 
@@ -129,7 +135,7 @@ def shufflenet_shuffle() -> Ablation:
                       partial(nets.shuffle_net, groups=g, shuffle=s),
                       f"ShuffleNet 1x ImageNet err {err[g, s]} % (Table 3)")
               for g in (3, 8) for s in (True, False)),
-        Task(train_images=400, input_size=(1, 32, 32), iters=300),
+        Task(input_size=(1, 32, 32)),
         (Claim("g3_shuffle", "g3_noshuffle"), Claim("g8_shuffle", "g8_noshuffle")),
         "without the shuffle a group's output sees only its own group's input")
 
@@ -139,11 +145,14 @@ def squeezenet_bypass() -> Ablation:
     return Ablation(
         "squeezenet_bypass", "SqueezeNet: no / simple / complex bypass",
         "deck 000:86-91; Iandola et al. 2016 Table 3",
-        (Variant("none", partial(nets.squeeze_net, bypass="none"), "top-1 57.5 % (Table 3)"),
-         Variant("simple", partial(nets.squeeze_net, bypass="simple"), "top-1 60.4 %"),
-         Variant("complex", partial(nets.squeeze_net, bypass="complex"), "top-1 58.8 %")),
-        Task(train_images=400, iters=300, lr=0.02),
-        (Claim("simple", "none"), Claim("simple", "complex")))
+        (Variant("none", partial(nets.squeeze_net, bypass="none", norm=True),
+                 "top-1 57.5 % (Table 3)"),
+         Variant("simple", partial(nets.squeeze_net, bypass="simple", norm=True),
+                 "top-1 60.4 %"),
+         Variant("complex", partial(nets.squeeze_net, bypass="complex", norm=True),
+                 "top-1 58.8 %")),
+        Task(lr=0.05),
+        (Claim("simple", "none"), Claim("simple", "complex")), SQUEEZE_NOTE)
 
 
 @register_ablation("width_resolution")
@@ -155,7 +164,7 @@ def width_resolution() -> Ablation:
                  "1.0 MobileNet-128: 64.4 %, 186 M mult-adds (Table 7)", (1, 16, 16)),
          Variant("alpha0.5_32px", partial(nets.mobilenet_small, alpha=0.5),
                  "0.5 MobileNet-224: 63.7 %, 149 M mult-adds (Table 6)", (1, 32, 32))),
-        Task(train_images=400, iters=300),
+        Task(),
         (Claim("alpha1.0_16px", "alpha0.5_32px"),),
         "mult-adds scale as alpha^2 rho^2: halving the width quarters them, as halving the "
         "side does; the paper's pair favours resolution reduction by 0.7 %")
@@ -169,7 +178,7 @@ def overlap_pool() -> Ablation:
         (Variant("overlap", partial(nets.plain_cnn, down="overlap"),
                  "top-1 err 0.4 % lower than s = z = 2 (Sec. 3.4)"),
          Variant("non_overlap", partial(nets.plain_cnn, down="max"), "the baseline")),
-        Task(train_images=300, iters=300),
+        Task(),
         (Claim("overlap", "non_overlap"),),
         "AlexNet: 'models with overlapping pooling find it slightly more difficult to overfit'")
 
@@ -184,7 +193,7 @@ def factorisation() -> Ablation:
                  "ReLU between: 77.2 % top-1 (Fig. 2)"),
          Variant("3x3_linear", partial(nets.plain_cnn, conv="3x3_linear"),
                  "linear between: 76.2 % (Fig. 2)")),
-        Task(train_images=300, iters=300),
+        Task(),
         (Claim("3x3_relu", "3x3_linear"),),
         "the tested claim is ReLU vs linear between the two 3x3; the 5x5 stage is one conv "
         "(c->w) against the factorised stage's two (c->w, w->w), so costs are not 18/25 here")
@@ -199,6 +208,214 @@ def dwsc_full() -> Ablation:
                  "70.6 %, 4.2 M params, 569 M mult-adds (Table 4)"),
          Variant("full_conv", partial(nets.mobilenet_small, full_conv=True),
                  "71.7 %, 29.3 M params, 4866 M mult-adds (Table 4)")),
-        Task(train_images=400, iters=300),
+        Task(),
         (Claim("full_conv", "depthwise_separable"),),
         "the claim is the cost: 1 % accuracy for 8-9x fewer mult-adds")
+
+
+# --- SimpNet's principles (Hasanpour et al. 2018; deck 002:1115-1412) ---------------------------
+SIMP_PARAMS = 30_000  # the paper's 300K nets, scaled to 16x16 digits
+
+
+def _simp(**kw):
+    return partial(nets.simp_at, **{"params": SIMP_PARAMS, **kw})
+
+
+@register_ablation("simpnet_depth")
+def simpnet_depth() -> Ablation:
+    paper = {8: "Arch1 8 layers, 300K: 90.21 % (Table II)", 10: "10 layers: 90.61 %",
+             13: "13 layers: 89.78 %"}
+    return Ablation(
+        "simpnet_depth", "SimpNet: gradual expansion, depth at equal parameters",
+        "deck 002:1115-1127; Hasanpour et al. 2018 Table II",
+        tuple(Variant(f"{n}_layers", _simp(layers=n), p) for n, p in paper.items()),
+        Task(), (Claim("10_layers", "8_layers"), Claim("10_layers", "13_layers")),
+        f"plain 3x3 conv-BN-ReLU stacks, widths growing 3-fold, {SIMP_PARAMS:,} parameters "
+        "each: a shallow net is 'saturated', a too-deep one 'deprived' of units")
+
+
+@register_ablation("simpnet_allocation")
+def simpnet_allocation() -> Ablation:
+    return Ablation(
+        "simpnet_allocation", "SimpNet: minimum allocation, deeper with fewer parameters",
+        "deck 002:1129-1151; Hasanpour et al. 2018 Table III",
+        (Variant("6_layers_2.2x", _simp(layers=6, params=int(2.2 * SIMP_PARAMS)),
+                 "Arch1 6 layers, 1.1M: 92.18 % (Table III)"),
+         Variant("10_layers_1.14x", _simp(layers=10, params=int(1.14 * SIMP_PARAMS)),
+                 "10 layers, 570K: 92.23 %"),
+         Variant("13_layers_1x", _simp(layers=13), "13 layers, 500K: 92.42 %")),
+        Task(), (Claim("13_layers_1x", "6_layers_2.2x"),),
+        "the paper's parameter ratios 1.1M : 570K : 500K, at 30K for the 13-layer net")
+
+
+@register_ablation("simpnet_kernel")
+def simpnet_kernel() -> Ablation:
+    paper = {3: "Arch4 3x3, 300K: 90.21 % (Table VII)",
+             5: "5x5, 1.6M: 90.99 % (3x3 at 1.6M: 92.14 %)",
+             7: "7x7, 300K: 86.09 / 88.57 %"}
+    return Ablation(
+        "simpnet_kernel", "SimpNet: 3x3 vs larger kernels at equal parameters",
+        "deck 002:1179-1200; Hasanpour et al. 2018 Table VII",
+        tuple(Variant(f"{k}x{k}", _simp(layers=8, kernels=k), p) for k, p in paper.items()),
+        Task(), (Claim("3x3", "5x5"), Claim("3x3", "7x7")),
+        "8 layers; larger kernels leave fewer channels at the same parameter count")
+
+
+@register_ablation("simpnet_correlation")
+def simpnet_correlation() -> Ablation:
+    return Ablation(
+        "simpnet_correlation", "SimpNet: 1x1 kernels early vs at the end (correlation)",
+        "deck 002:1159-1217; Hasanpour et al. 2018 Table VIII",
+        (Variant("1x1_early", _simp(layers=8, kernels=(1, 1, 3, 3, 3, 3, 3, 3)),
+                 "Arch5 1x1 early: 87.71 % (2x2 there: 88.50 %; Table VIII)"),
+         Variant("1x1_end", _simp(layers=8, kernels=(3, 3, 3, 3, 3, 3, 1, 1)),
+                 "1x1 at the end: 89.44 % (3x3 there: 89.60 %)")),
+        Task(), (Claim("1x1_end", "1x1_early"),),
+        "'correlation is more important in early layers': two 1x1 layers cost less early "
+        "than late; both nets at equal parameters")
+
+
+@register_ablation("simpnet_balanced")
+def simpnet_balanced() -> Ablation:
+    return Ablation(
+        "simpnet_balanced", "SimpNet: balanced width vs a wide end at equal parameters",
+        "deck 002:1281-1291; Hasanpour et al. 2018 Table IV",
+        (Variant("balanced", _simp(layers=13, growth=2.0),
+                 "Arch2 13 layers, 128K, balanced: 89.70 % (Table IV)"),
+         Variant("wide_end", _simp(layers=13, growth=8.0, geometric=True),
+                 "wide end: 87.20 %")),
+        Task(), (Claim("balanced", "wide_end"),),
+        "balanced: widths grow 2-fold linearly; wide end: 8-fold geometrically (most "
+        "units in the last layers)")
+
+
+@register_ablation("simpnet_delayed_pool")
+def simpnet_delayed_pool() -> Ablation:
+    return Ablation(
+        "simpnet_delayed_pool", "SimpNet: early vs default vs delayed pooling",
+        "deck 002:1239-1246; Hasanpour et al. 2018 Sec. 3.3 (Arch3, 53K)",
+        (Variant("early_L3", _simp(layers=10, pools=(3, 8)), "L3 early pooling: 77.34 %"),
+         Variant("default_L5", _simp(layers=10, pools=(5, 8)), "L5 default: 79.09 %"),
+         Variant("delayed_L7", _simp(layers=10, pools=(7, 9)), "L7 delayed: 79.44 %")),
+        Task(), (Claim("delayed_L7", "early_L3"), Claim("default_L5", "early_L3")),
+        "the same 10 layers and parameters; the first pool after layer 3, 5 or 7 (later "
+        "pooling costs more mult-adds: larger maps for longer)")
+
+
+@register_ablation("simpnet_saf")
+def simpnet_saf() -> Ablation:
+    return Ablation(
+        "simpnet_saf", "SimpNet: SAF-pooling (max pool + dropout) on / off",
+        "deck 002:1359-1412; Hasanpour et al. 2018 Sec. 3.5, Table XI",
+        (Variant("saf", _simp(layers=13, saf=0.2), "SimpNet 94.76 % with (Table XI)"),
+         Variant("plain_pool", _simp(layers=13), "94.68 % without")),
+        Task(), (Claim("saf", "plain_pool"),),
+        "dropout 0.2 right after each max pool; nothing else changes")
+
+
+# --- Inception v3: grid-size reduction (deck 002:677-685) ---------------------------------------
+@register_ablation("grid_reduction")
+def grid_reduction() -> Ablation:
+    return Ablation(
+        "grid_reduction", "Inception v3: grid-size reduction, pool first / conv first / "
+        "parallel", "deck 002:677-685; Szegedy et al. 2016 Sec. 7, Figs. 9-10",
+        (Variant("pool_first", partial(nets.grid_net, reduction="pool_first"),
+                 "2(d/2)^2 k^2 mult-adds, but a representational bottleneck (Fig. 9 left)"),
+         Variant("conv_first", partial(nets.grid_net, reduction="conv_first"),
+                 "2 d^2 k^2: 4x the cost (Fig. 9 right)"),
+         Variant("efficient", partial(nets.grid_net, reduction="efficient"),
+                 "stride-2 conv || pool, concat: cheap, no bottleneck (Fig. 10)")),
+        Task(), (Claim("efficient", "pool_first"), Claim("conv_first", "pool_first")),
+        "the paper gives no accuracy for this choice, only the cost argument; the "
+        "mult-adds column is the claim's other half")
+
+
+# --- ShuffleNet Table 4 (deck 003:894-906) --------------------------------------------------------
+@register_ablation("shufflenet_units")
+def shufflenet_units() -> Ablation:
+    err = {"shufflenet": "32.4 % (1x, g = 8)", "vgg_like": "50.7 %", "resnet": "37.3 %",
+           "xception_like": "33.6 %", "resnext": "33.3 %"}
+    return Ablation(
+        "shufflenet_units", "ShuffleNet: its unit vs other units at equal mult-adds",
+        "deck 003:894-906; Zhang et al. 2018 Table 4",
+        tuple(Variant(u, partial(nets.unit_net, unit=u),
+                      f"ImageNet err at 140 MFLOPs {err[u]} (Table 4)") for u in nets.UNITS),
+        Task(input_size=(1, 32, 32)),
+        tuple(Claim("shufflenet", u) for u in nets.UNITS[1:]),
+        "one skeleton (conv1, max pool, two stages of two units); each unit's stage widths "
+        "are chosen so that the net's mult-adds match ShuffleNet g = 8's")
+
+
+# --- SqueezeNet's design space (Iandola et al. 2016, Sec. 5, Fig. 3) -----------------------------
+@register_ablation("squeezenet_sr")
+def squeezenet_sr() -> Ablation:
+    paper = {0.125: "SR 0.125: 80.3 % top-5, 4.8 MB (Fig. 3a)", 0.25: "", 0.5: "",
+             0.75: "SR 0.75: 86.0 % top-5, 19 MB", 1.0: "SR 1.0: no better than 0.75"}
+    return Ablation(
+        "squeezenet_sr", "SqueezeNet: squeeze ratio sweep",
+        "deck 000:18-20 (strategy 2); Iandola et al. 2016 Sec. 5.1, Fig. 3a",
+        tuple(Variant(f"sr={r}", partial(nets.squeeze_net, sr=r, norm=True),
+                      p or "between (Fig. 3a)") for r, p in paper.items()),
+        Task(lr=0.05), (Claim("sr=0.75", "sr=0.125"),), SQUEEZE_NOTE)
+
+
+@register_ablation("squeezenet_pct3x3")
+def squeezenet_pct3x3() -> Ablation:
+    paper = {0.01: "1 % 3x3: lower (Fig. 3b)", 0.25: "between", 0.5: "50 %: 85.6 % top-5, "
+             "the plateau (Fig. 3b)", 0.75: "no better than 50 %", 0.99: "no better than 50 %"}
+    return Ablation(
+        "squeezenet_pct3x3", "SqueezeNet: share of 3x3 filters in the expand layers",
+        "deck 000:18-20 (strategy 1); Iandola et al. 2016 Sec. 5.2, Fig. 3b",
+        tuple(Variant(f"pct3x3={r}", partial(nets.squeeze_net, pct3x3=r, norm=True), p)
+              for r, p in paper.items()),
+        Task(lr=0.05), (Claim("pct3x3=0.5", "pct3x3=0.01"),), SQUEEZE_NOTE)
+
+
+# --- DenseNet: parameter efficiency of -B, -C and -BC (Huang et al. 2017, Fig. 4) ---------------
+@register_ablation("densenet_efficiency")
+def densenet_efficiency() -> Ablation:
+    forms = {"densenet": (False, 1.0, "DenseNet (L=40, k=12) 1.0 M: C10+ err 5.24 % (Table 2)"),
+             "densenet_b": (True, 1.0, "between (Fig. 4 left)"),
+             "densenet_c": (False, 0.5, "between (Fig. 4 left)"),
+             "densenet_bc": (True, 0.5, "DenseNet-BC (L=100, k=12) 0.8 M: err 4.51 %; the "
+                                        "most parameter-efficient (Fig. 4 left)")}
+    return Ablation(
+        "densenet_efficiency", "DenseNet: bottleneck and compression at equal parameters",
+        "deck 003:79-199; Huang et al. 2017 Table 2, Fig. 4",
+        tuple(Variant(n, partial(nets.dense_net, bottleneck=b, compression=c), p)
+              for n, (b, c, p) in forms.items()),
+        Task(), (Claim("densenet_bc", "densenet"),),
+        "three dense blocks of 4 layers; the growth rate of each form is chosen for about "
+        "60K parameters")
+
+
+# --- VGG: initialising a deeper net from net A (deck 001:160, 002:225-287) ------------------------
+def _from_net_a(model, split, cfg):
+    from cnnlab.train import train
+
+    # net A itself from Glorot: at these widths N(0, 0.01) stalls even net A (its per-layer
+    # gain 0.01·sqrt(9·16) = 0.12 against VGG's 0.48-0.68 at 3×3×256-512 inputs)
+    net_a = nets.mini_vgg(split.in_chans, split.num_classes, nets.VGG_A, init="glorot")
+    train(net_a, split, cfg, progress=False)
+    nets.init_from(model, net_a)
+
+
+@register_ablation("vgg_init")
+def vgg_init() -> Ablation:
+    return Ablation(
+        "vgg_init", "VGG: a deeper net initialised from net A vs random and Glorot init",
+        "deck 001:160, 002:225-287; Simonyan & Zisserman 2015 Sec. 3.1",
+        (Variant("normal", partial(nets.mini_vgg, init="normal"),
+                 "N(0, 0.01): 'bad initialisation can stall learning' (Sec. 3.1)"),
+         Variant("from_net_a", partial(nets.mini_vgg, init="normal"),
+                 "first convs + 3 FC from the trained net A, the rest N(0, 0.01): "
+                 "trains (Sec. 3.1)",
+                 prepare=_from_net_a),
+         Variant("glorot", partial(nets.mini_vgg, init="glorot"),
+                 "Glorot: 'possible to initialise the weights without pre-training'")),
+        Task(lr=0.02, weight_decay=5e-4),
+        (Claim("from_net_a", "normal", worse_may_stall=True),
+         Claim("glorot", "normal", worse_may_stall=True)),
+        "no batch norm, as VGG; net A (one conv per stage, two in the last; Glorot init, "
+        "since N(0, 0.01) stalled net A too at these widths in a first run) is trained first "
+        "with the same steps, so from_net_a costs twice the training")

@@ -54,7 +54,8 @@ def add_commands(sub) -> None:
                    help="cut the training steps so that everything fits in this many minutes")
     p.add_argument("--iters", type=positive_int, help="training steps per run (overrides "
                    "the task's and --budget)")
-    p.add_argument("--data", help="digits (default), mnist:DIR, fashion:DIR, ...")
+    p.add_argument("--data", help="the study's own task by default (300 training images of "
+                   "the shipped MNIST); digits, mnist:DIR, ... (then 500 held out)")
     p.add_argument("--threads", type=positive_int, default=1, help="CPU threads (1)")
     p.add_argument("--out", metavar="DIR", help="folder for NAME.json and NAME.png")
     p.add_argument("--json", action="store_true", help="the results as JSON")
