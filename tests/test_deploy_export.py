@@ -9,8 +9,7 @@ import torch
 
 import cnnlab
 from cnnlab.deploy.export import EXPORT_LIMITS, export_onnx
-from cnnlab.deploy.sizes import random_model, representatives, small_input_size
-from cnnlab.profile import build_on_meta
+from cnnlab.deploy.sizes import meta_summary, random_model, representatives, small_input_size
 
 ort = pytest.importorskip("onnxruntime")
 FULL = bool(os.environ.get("CNNLAB_FULL_REGISTRY"))
@@ -20,7 +19,7 @@ BUDGET = 5_000_000  # parameters: larger models take 10 s to minutes to export o
 def _cases():
     out = []
     for name in cnnlab.list_models() if FULL else representatives():
-        n = sum(p.numel() for p in build_on_meta(name).parameters())
+        n = meta_summary(name).params
         big = n > BUDGET
         out.append(pytest.param(name, marks=pytest.mark.skipif(
             big and not FULL, reason=f"{n / 1e6:.0f}M parameters: run with "

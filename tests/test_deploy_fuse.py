@@ -7,9 +7,8 @@ import torch
 import torch.nn as nn
 
 import cnnlab
-from cnnlab.deploy.sizes import random_model, representatives, small_input_size
+from cnnlab.deploy.sizes import meta_summary, random_model, representatives, small_input_size
 from cnnlab.layers.fuse import find_conv_bn, fuse_bn
-from cnnlab.profile import build_on_meta
 
 
 def _random_bn_statistics(model, gen):
@@ -24,18 +23,13 @@ def _random_bn_statistics(model, gen):
                     m.bias.copy_(0.1 * torch.randn(n, generator=gen))
 
 
-def _has_bn(name):
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm)
-               for m in build_on_meta(name).modules())
-
-
 # One model per (family, set of module types) by default: 45 of 127 models, every block
 # type. CNNLAB_FULL_REGISTRY=1 runs all 127 (about 4 CPU-minutes: the cost is filling
 # 4.4 G weights).
 MODELS = cnnlab.list_models() if os.environ.get("CNNLAB_FULL_REGISTRY") else representatives()
 
 
-@pytest.mark.parametrize("name", [n for n in MODELS if _has_bn(n)])
+@pytest.mark.parametrize("name", [n for n in MODELS if meta_summary(n).has_bn])
 def test_folding_is_exact_for_every_registered_model(name):
     gen = torch.Generator().manual_seed(0)
     torch.manual_seed(0)

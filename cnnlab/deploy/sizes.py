@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import NamedTuple
+
+import torch.nn as nn
 
 from cnnlab.models import model_info
 from cnnlab.profile import build_on_meta
@@ -16,18 +19,26 @@ def small_input_size(name: str, side: int = 8) -> tuple[int, ...]:
     info = model_info(name)
     if name in _FIXED:
         return tuple(info.input_size)
-    lo = max(_built(name)[2], side)
+    lo = max(meta_summary(name).min_side, side)
     return (info.input_size[0], lo, lo)
 
 
+class MetaSummary(NamedTuple):
+    types: frozenset  # names of the module classes it is made of
+    params: int
+    min_side: int  # the smallest input side it takes
+    has_bn: bool  # any batch norm layer
+
+
 @cache
-def _built(name: str) -> tuple[frozenset, int, int]:
-    """What these helpers read of a registered model built on meta (its module types,
-    parameter count and minimum input side), built once per process: the deepest take a
-    second to build."""
+def meta_summary(name: str) -> MetaSummary:
+    """What the registry-wide checks read of a registered model, from one build on meta per
+    process: the deepest take a second to build."""
     m = build_on_meta(name)
-    return (frozenset(type(x).__name__ for x in m.modules()),
-            sum(p.numel() for p in m.parameters()), int(getattr(m, "min_input_size", 1)))
+    return MetaSummary(frozenset(type(x).__name__ for x in m.modules()),
+                       sum(p.numel() for p in m.parameters()),
+                       int(getattr(m, "min_input_size", 1)),
+                       any(isinstance(x, nn.modules.batchnorm._BatchNorm) for x in m.modules()))
 
 
 def random_model(name: str, num_classes: int = 10, **kwargs):
@@ -71,8 +82,8 @@ def representatives(names=None) -> list[str]:
 
     groups: dict[tuple, tuple[int, str]] = {}
     for name in names or list_models():
-        types, size, _ = _built(name)
-        key = (model_info(name).family, types)
+        summary = meta_summary(name)
+        key, size = (model_info(name).family, summary.types), summary.params
         if key not in groups or size < groups[key][0]:
             groups[key] = (size, name)
     return sorted(n for _, n in groups.values())
