@@ -62,3 +62,19 @@ def test_no_bundled_weights_is_one_line_naming_the_file_to_pass():
     with pytest.raises(ValueError, match=r"^resnet18: no bundled weights; pass the file: "
                                          r"create_model\('resnet18', pretrained="):
         cnnlab.create_model("resnet18", pretrained=True)
+
+
+def test_every_bundled_file_ships_in_the_package():
+    """A wheel holds only what pyproject's package-data globs name: each file in
+    cnnlab/weights/ must match one, or a non-editable install loses it."""
+    import fnmatch
+    from pathlib import Path
+
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"]["cnnlab"]
+    files = [p.relative_to(root / "cnnlab").as_posix()
+             for p in (root / "cnnlab" / "weights").iterdir()]
+    assert files and all(any(fnmatch.fnmatch(f, g) for g in globs) for f in files), files
