@@ -63,9 +63,10 @@ def shifted_accuracy(model, split, classes, which=None):
     return before, after, shift
 
 
-def run_seed(split, seed, ep, student_augment="", main_only=False):
+def run_seed(split, seed, ep, student_augment="", main_only=False, distill_lr=None):
     torch.manual_seed(seed)
     row = {}
+    soft = {"lr": distill_lr} if distill_lr else {}  # the distilled nets' learning rate
     teacher = MLP(hidden=(1200, 1200), drop_rate=0.5)
     fit(teacher, split, ep["teacher"], seed, augment="crop:2", step_hooks=[max_norm(MAX_NORM)])
     row["teacher"] = evaluate(teacher, split.val)["top1"]
@@ -79,7 +80,7 @@ def run_seed(split, seed, ep, student_augment="", main_only=False):
         torch.manual_seed(seed + 1)
         student = MLP(hidden=(800, 800))
         fit(student, split, ep["small"], seed, loss_fn=DistillLoss(teacher, T, ALPHA),
-            augment=augment)
+            augment=augment, **soft)
         row[key] = evaluate(student, split.val)["top1"]
         print(f"seed {seed}: {row}", file=sys.stderr, flush=True)  # partial rows survive
     if student_augment:  # the control: the same jitter without a teacher
@@ -91,7 +92,7 @@ def run_seed(split, seed, ep, student_augment="", main_only=False):
         return row
     no3 = MLP(hidden=(800, 800))
     fit(no3, only(split, lambda c: c != 3), ep["small"], seed,
-        loss_fn=DistillLoss(teacher, T, ALPHA))
+        loss_fn=DistillLoss(teacher, T, ALPHA), **soft)
     row["no3_before"], row["no3_after"], row["no3_shift"] = shifted_accuracy(no3, split, [3], [3])
     s78 = MLP(hidden=(800, 800))
     fit(s78, only(split, lambda c: c in (7, 8)), ep["only78"], seed,
@@ -131,6 +132,8 @@ def main() -> int:
                     "plainly with that jitter")
     ap.add_argument("--epochs", type=int, nargs=2, metavar=("TEACHER", "SMALL"),
                     help="epochs of the teacher and of the small nets (default 15 10)")
+    ap.add_argument("--distill-lr", type=float,
+                    help="learning rate of the distilled nets (default: the recipe's 0.05)")
     ap.add_argument("--main-only", action="store_true",
                     help="only teacher / small / distilled (no omitted-class runs)")
     args = ap.parse_args()
@@ -142,7 +145,7 @@ def main() -> int:
     n = 2000
     rows = collect(args, lambda split: (
         (f"seed {seed}", lambda seed=seed: run_seed(split, seed, ep, args.student_augment,
-                                                     args.main_only))
+                                                     args.main_only, args.distill_lr))
         for seed in args.seeds), val_split=n)
     if rows is None:
         return 0
