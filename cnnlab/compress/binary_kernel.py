@@ -126,6 +126,18 @@ def float_counts(x: torch.Tensor, signs: torch.Tensor, stride=1, padding=0,
     return F.conv2d(sign(x), signs, stride=stride, padding=padding, dilation=dilation)
 
 
+def _hold_weights(module: nn.Module, w4: torch.Tensor, bias) -> None:
+    """A packed layer's buffers from its (O, C, kh, kw) float weights: α per output (the
+    mean |w|), the bias, the packed sign bits (or the signs, without the compiled kernel)."""
+    module.register_buffer("alpha", w4.abs().mean(dim=(1, 2, 3)))
+    module.register_buffer("bias", None if bias is None else bias.detach().clone())
+    if HAVE_KERNEL:
+        module.register_buffer("wbits", pack_weight(w4))
+    else:
+        module.register_buffer("signs", sign(w4))
+    module.threads = None
+
+
 class PackedConv2d(nn.Module):
     """Inference form of an XNOR :class:`BinaryConv2d`: BN → sign bits → XNOR + popcount →
     ·α·K (+ bias). Holds the weights as bits (``wbits``) and α per filter."""
@@ -139,13 +151,7 @@ class PackedConv2d(nn.Module):
         self.kernel_size, self.stride = layer.kernel_size, layer.stride
         self.padding, self.dilation = layer.padding, layer.dilation
         self.bn = layer.bn
-        self.register_buffer("alpha", w.abs().mean(dim=(1, 2, 3)))
-        self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().clone())
-        if HAVE_KERNEL:
-            self.register_buffer("wbits", pack_weight(w))
-        else:
-            self.register_buffer("signs", sign(w))
-        self.threads: int | None = None
+        _hold_weights(self, w, layer.bias)
 
     @torch.no_grad()
     def forward(self, x):
@@ -170,14 +176,7 @@ class PackedLinear(nn.Module):
         w = layer.weight.detach().float()
         self.in_features, self.out_features = layer.in_features, layer.out_features
         self.bn = layer.bn
-        self.register_buffer("alpha", w.abs().mean(dim=1))
-        self.register_buffer("bias", None if layer.bias is None else layer.bias.detach().clone())
-        w4 = w[:, :, None, None]
-        if HAVE_KERNEL:
-            self.register_buffer("wbits", pack_weight(w4))
-        else:
-            self.register_buffer("signs", sign(w4))
-        self.threads: int | None = None
+        _hold_weights(self, w[:, :, None, None], layer.bias)
 
     @torch.no_grad()
     def forward(self, x):
