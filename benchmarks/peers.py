@@ -4,7 +4,8 @@
    peer's weights load into ours and give the same outputs), batch-1 and batch-8 CPU latency,
    ours and theirs timed in turns in one run (random weights, eval mode, inference_mode), as
    the ratio theirs / ours (above 1: ours is faster) and the geometric mean of the ratios.
-   Goal (issue 19): geometric mean >= 0.97 at batch 1 and at batch 8.
+   Goal (issue 19): geometric mean >= 0.97 at batch 1 and at batch 8. ``--device cuda``
+   times the same pairs on a GPU (synchronised after every call).
 2. ``--profiler``: the time ``cnnlab.profile`` takes to count ten torchvision models against
    fvcore's ``FlopCountAnalysis`` on the same built model (fvcore traces with a real input:
    it cannot run on meta), and ours building the model on meta first. Goal (issue 19):
@@ -47,9 +48,13 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 def compare(contenders: dict, args) -> dict[str, float]:
     """Median milliseconds per call of each contender, timed in turns."""
+    import torch
+
     from cnnlab.deploy.bench import alternate
 
-    times = alternate(contenders, warmup=args.warmup, runs=args.runs, clock=CLOCKS[args.clock])
+    sync = torch.cuda.synchronize if getattr(args, "device", "cpu") == "cuda" else (lambda: None)
+    times = alternate(contenders, warmup=args.warmup, runs=args.runs, clock=CLOCKS[args.clock],
+                      sync=sync)
     return {k: 1000 * statistics.median(v) for k, v in times.items()}
 
 
@@ -74,6 +79,8 @@ def latency(args) -> None:
 
     batches = [int(b) for b in args.batches.split(",")]
     ratios = {b: [] for b in batches}
+    print(f"device {args.device}, {torch.get_num_threads()} CPU thread(s), median of "
+          f"{args.runs} runs in turns")
     print(f"{'cnnlab':20} {'peer':30} {'px':>4} {'batch':>5} {'ours ms':>9} {'theirs ms':>9} "
           f"{'theirs/ours':>11}")
     for name, kwargs, release, lib, peer, peer_kwargs, size in PAIRS:
@@ -83,10 +90,10 @@ def latency(args) -> None:
             print(f"{name:20} {lib + '.' + peer:30} (not installed)")
             continue
         torch.manual_seed(0)
-        ours = cnnlab.create_model(name, release=release, **kwargs).eval()
-        theirs = peer_model(lib, peer, peer_kwargs).eval()
+        ours = cnnlab.create_model(name, release=release, **kwargs).eval().to(args.device)
+        theirs = peer_model(lib, peer, peer_kwargs).eval().to(args.device)
         for b in batches:
-            x = torch.randn(b, 3, size, size)
+            x = torch.randn(b, 3, size, size, device=args.device)
             ms = compare({"ours": forward(ours, x), "theirs": forward(theirs, x)}, args)
             r = ms["theirs"] / ms["ours"]
             ratios[b].append(r)
@@ -160,6 +167,8 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--batches", default="1,8")
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                    help="where the latency pairs run (cuda: synchronised after each call)")
     args = ap.parse_args(argv)
     need = ["torchvision", "fvcore"] if args.profiler else ["torchvision", "timm"]
     missing = [m for m in need if importlib.util.find_spec(m) is None]
@@ -170,6 +179,9 @@ def main(argv=None) -> int:
         return 2
     import torch
 
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("peers.py: --device cuda, but PyTorch sees no CUDA device here", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     (profiler_speed if args.profiler else latency)(args)
     return 0

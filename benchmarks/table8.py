@@ -4,6 +4,7 @@ thread, models timed in turns; Kendall's tau between mult-adds and latency per i
 (Ma et al. 2018, Sec. 2: FLOPs are an indirect metric of speed).
 
     PYTHONPATH=. python benchmarks/table8.py [--runs 10] [--sizes 224,320] [--fuse-bn]
+        [--device cuda --batch 8]      # the paper's GPU column: batch 8 (a 1080Ti there)
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ def main():
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--sizes", default="224,320")
     ap.add_argument("--fuse-bn", action="store_true")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--batch", type=int, default=1)
     args = ap.parse_args()
     torch.set_num_threads(1)
     sizes = [(3, int(s), int(s)) for s in args.sizes.split(",")]
-    t = table8(MODELS, sizes, threads=1, runs=args.runs, fuse_bn=args.fuse_bn)
-    print(f"config {t['config']}, 1 thread, batch 1, median of {args.runs} (p10-p90)")
+    t = table8(MODELS, sizes, threads=1, runs=args.runs, fuse_bn=args.fuse_bn,
+               device=args.device, batch=args.batch)
+    print(f"config {t['config']} on {t['device']}, 1 CPU thread, batch {t['batch']}, median "
+          f"of {args.runs} (p10-p90)")
     print(f"{'model':20} {'input':>5} {'MFLOPs':>8} {'MAC (M)':>8} {'params M':>8} "
           f"{'ms':>8} {'p10-p90':>15}")
     for r in t["rows"]:

@@ -13,7 +13,7 @@ import torch.multiprocessing as mp
 def as_rank(rank: int, world: int, port: int) -> None:
     """Inside a spawned worker: the variables torchrun would set, and one thread."""
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+                      LOCAL_WORLD_SIZE=str(world), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     torch.set_num_threads(1)
 
 

@@ -12,8 +12,12 @@ import os
 import stat
 
 import pytest
+import torch
 
 from cnnlab.cli import main
+
+# a device this machine does not have: "cuda" without CUDA, "cuda:N" beside N GPUs
+NO_GPU = f"cuda:{torch.cuda.device_count()}" if torch.cuda.is_available() else "cuda"
 
 MODELS = ["summary", "compare", "export", "train", "eval", "compress", "bench"]  # a model name
 SIZED = ["summary", "compare", "export", "train", "eval", "bench"]               # --input-size
@@ -56,9 +60,10 @@ CASES: list[str] = [
     "train lenet5 --weight-decay -1", "train lenet5 --label-smoothing 1",
     "train lenet5 --label-smoothing -0.1", "train lenet5 --ema 1", "train lenet5 --ema -1",
     "train lenet5 --save-every -1", "train lenet5 --threads 0", "train lenet5 --threads -1",
-    "train lenet5 --device bogus", "train lenet5 --device mps", "train lenet5 --device cuda",
-    "train lenet5 --device cuda:7", "train lenet5 --optimizer bogus",
-    "train lenet5 --schedule bogus", "train lenet5 --amp bogus", "train lenet5 --amp fp16",
+    "train lenet5 --device bogus", "train lenet5 --device mps",
+    f"train lenet5 --device {NO_GPU}", "train lenet5 --device cuda:7",
+    "train lenet5 --optimizer bogus", "train lenet5 --schedule bogus", "train lenet5 --amp bogus",
+    "train lenet5 --amp fp16 --device cpu",
     "train lenet5 --recipe bogus", "train lenet5 --opt warmup=abc", "train lenet5 --opt bogus=1",
     "train lenet5 --opt warmup", "train lenet5 --opt momentum=-1", "train lenet5 --opt lr=[1]",
     "train lenet5 --opt betas=abc", "train lenet5 --opt milestones=abc",
@@ -100,7 +105,7 @@ CASES: list[str] = [
     "eval lenet5 --checkpoint {ckpt} --batch-size -1",
     "eval lenet5 --checkpoint {ckpt} --threads 0", "eval lenet5 --checkpoint {ckpt} --threads -1",
     "eval lenet5 --checkpoint {ckpt} --device bogus",
-    "eval lenet5 --checkpoint {ckpt} --device cuda",
+    "eval lenet5 --checkpoint {ckpt} --device " + NO_GPU,
     "eval lenet5 --checkpoint {ckpt} --tta bogus", "eval lenet5 --checkpoint {ckpt} --part bogus",
     "eval lenet5 --checkpoint {ckpt} --train-scale 0",
     "eval lenet5 --checkpoint {ckpt} --train-scale 512-256",
@@ -154,7 +159,7 @@ CASES: list[str] = [
     "decompress {dcz} -o {dir}", "decompress {dcz} -o {tmp}/nodir/w.safetensors",
     "decompress {dcz} -o {tmp}/nodir/w.safetensors --json",
     # -- bench, summary --energy
-    "bench", "bench lenet5 --backend tvm", "bench lenet5 --device cuda:3",
+    "bench", "bench lenet5 --backend tvm", f"bench lenet5 --device {NO_GPU}",
     "bench lenet5 --device bogus", "bench lenet5 --int8 --device cuda",
     "bench lenet5 --int8 --calibration digits", "bench lenet5 --int8 --calibration bogus",
     "bench lenet5 --batch 0", "bench lenet5 --batch 1,abc", "bench lenet5 --threads 0",

@@ -56,7 +56,7 @@ def test_tiny_compression_run(small_mnist, trained, tmp_path):
         assert int(torch.count_nonzero(w)) == round(want * w.numel())
         assert len(np.unique(w[w != 0].numpy())) <= 32  # 5-bit codebooks
     mine = model.state_dict()
-    assert all(torch.equal(v, mine[k]) for k, v in back.state_dict().items())
+    assert all(torch.equal(v, mine[k].cpu()) for k, v in back.state_dict().items())
     table = {r["layer"]: r for r in res.pruning}
     assert table["fc1"]["weights_pct"] == pytest.approx(5.0)
     assert 0 < table["fc2"]["act_pct"] < 100  # ReLU outputs: measured, not assumed

@@ -24,8 +24,9 @@ def _worker(rank, world, port, out):
     torch.manual_seed(rank)  # different initial weights: DDP must broadcast rank 0's
     model = cnnlab.create_model("lenet5_modern", drop_rate=0.2)
     lines = []
-    res = train(model, split, TrainConfig(epochs=2, batch_size=32, lr=0.05, augment="crop:2,flip",
-                                          out_dir=out), progress=False, log=lines.append)
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=0.05, augment="crop:2,flip", out_dir=out,
+                      device="cpu")
+    res = train(model, split, cfg, progress=False, log=lines.append)
     save_file({k: v.contiguous() for k, v in model.state_dict().items()},
               os.path.join(out, f"rank{rank}.safetensors"),
               metadata={"lines": str(len(lines)), "top1": str(res.metrics["top1"]),

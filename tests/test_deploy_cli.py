@@ -65,8 +65,8 @@ def test_export_fuse_bn(capsys, tmp_path):
 
 @pytest.mark.parametrize("argv,message", [
     (["bench", "lenet5", "--backend", "tvm"], "unknown backend"),
-    (["bench", "lenet5", "--device", "cuda"],
-     "no CUDA" if not torch.cuda.is_available() else ""),
+    (["bench", "lenet5", "--device", "cuda"], "no CUDA") if not torch.cuda.is_available()
+    else (["bench", "lenet5", "--device", f"cuda:{torch.cuda.device_count()}"], "CUDA device(s)"),
     (["bench", "lenet5", "--int8", "--device", "cuda"], "no quantized kernels"),
     (["bench", "lenet5_caffe", "--int8", "--calibration", "digits"], "calibration images"),
     (["bench", "lenet5", "--batch", "0"], "--batch"),

@@ -199,3 +199,11 @@ def test_tta_prints_the_plain_top1_beside(compressed, capsys):
     ckpt, _, _ = compressed
     assert main(["eval", "lenet5", "--checkpoint", str(ckpt), "--tta", "flip"]) == 0
     assert "without TTA: top-1" in capsys.readouterr().out
+
+
+def test_deterministic_kernels_are_switched_on_for_the_run_only(tmp_path):
+    assert _train(tmp_path / "d", "--deterministic", "--seed", "3") == 0
+    assert _train(tmp_path / "e", "--seed", "3") == 0
+    assert not torch.are_deterministic_algorithms_enabled()
+    a, b = (_weights(tmp_path / n / "last.safetensors") for n in "de")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # CPU kernels are deterministic already

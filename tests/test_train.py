@@ -217,13 +217,14 @@ def test_bf16_autocast_on_cpu_runs_convolutions_in_bf16_and_learns(digits):
 
 def test_fp16_on_cpu_is_a_clear_error(digits):
     with pytest.raises(ValueError, match="fp16 mixed precision needs a CUDA device"):
-        train(tiny(), digits, TrainConfig(epochs=1, amp="fp16"), progress=False)
+        train(tiny(), digits, TrainConfig(epochs=1, amp="fp16", device="cpu"), progress=False)
 
 
 def test_compiled_training_follows_the_eager_run():
     split = load_dataset("digits", input_size=(1, 32, 32))
     split.train = split.train.subset(range(128))
-    cfg = TrainConfig(epochs=2, batch_size=32, lr=3e-3, optimizer="adamw", schedule="constant")
+    cfg = TrainConfig(epochs=2, batch_size=32, lr=3e-3, optimizer="adamw", schedule="constant",
+                      device="cpu")  # tests/test_cuda.py has the GPU's
     eager, compiled = tiny(), tiny()
     a = train(eager, split, cfg, progress=False)
     b = train(compiled, split, cfg.replace(compile=True), progress=False)

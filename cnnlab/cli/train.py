@@ -37,6 +37,8 @@ def _overrides(args) -> dict:
         over["compile"] = True
     if args.channels_last:
         over["channels_last"] = True
+    if args.deterministic:
+        over["deterministic"] = True
     over["device"] = args.device
     return {**over, **parse_sets(args.opt)}
 
@@ -284,7 +286,11 @@ def add_commands(sub) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="start again in an --out folder that holds a run")
     p.add_argument("--save-every", type=nonneg_int, help="also checkpoint every N steps")
-    p.add_argument("--seed", type=nonneg_int)
+    p.add_argument("--seed", type=nonneg_int,
+                   help="one seed, one run bit for bit on the CPU (on CUDA with --deterministic)")
+    p.add_argument("--deterministic", action="store_true",
+                   help="deterministic kernels only (torch.use_deterministic_algorithms): "
+                   "bit-identical CUDA runs for one --seed, at some speed")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("eval", help="evaluate a checkpoint: top-1/top-5, confusion matrix")

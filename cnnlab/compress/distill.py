@@ -38,6 +38,13 @@ def soft_cross_entropy(p: torch.Tensor, z: torch.Tensor, T: float = 1.0) -> torc
     return -(p * F.log_softmax(z / T, dim=1)).sum(1).mean()
 
 
+def _follow(module: nn.Module, device: torch.device) -> None:
+    """Put a teacher where the student's batches are: the trainer moves only the student."""
+    t = next(iter([*module.parameters(), *module.buffers()]), None)
+    if t is not None and t.device != device:
+        module.to(device)
+
+
 def soft_targets(teacher, x: torch.Tensor, T: float) -> torch.Tensor:
     """The teacher's softmax at temperature T (an ensemble combines its members' at T)."""
     with torch.no_grad():
@@ -271,8 +278,10 @@ class DistillLoss:
         if inputs is None:  # evaluation: the student at T = 1 against the labels
             return F.cross_entropy(z, targets)
         x = inputs
-        if isinstance(self.teacher, nn.Module) and self.teacher.training:
-            self.teacher.eval()
+        if isinstance(self.teacher, nn.Module):
+            _follow(self.teacher, x.device)
+            if self.teacher.training:
+                self.teacher.eval()
         p = soft_targets(self.teacher, x, self.T).to(z.dtype)
         if p.shape != z.shape:
             raise ValueError(f"the teacher gives {p.shape[1]} classes, the student "

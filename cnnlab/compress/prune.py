@@ -137,9 +137,17 @@ class Pruner:
             self.dense_count[ly.label] = w.numel()
             self._handles.append(ly.module.weight.register_hook(self._grad_hook(ly.label)))
 
+    def mask(self, label: str, like: torch.Tensor) -> torch.Tensor:
+        """``label``'s mask on ``like``'s device (kept there: the trainer may have moved the
+        model to a GPU since) and in its dtype."""
+        m = self.masks[label]
+        if m.device != like.device:
+            m = self.masks[label] = m.to(like.device)
+        return m if like.dtype == torch.bool else m.to(like.dtype)
+
     def _grad_hook(self, label):
         def hook(grad):
-            return grad * self.masks[label].to(grad.dtype)
+            return grad * self.mask(label, grad)
         return hook
 
     def remove_hooks(self) -> None:
@@ -149,7 +157,7 @@ class Pruner:
 
     def threshold(self, label: str, target: Target) -> float:
         w = next(ly for ly in self.layers if ly.label == label).module.weight.detach().abs()
-        w = w * self.masks[label]  # pruned connections count as zero whatever they hold
+        w = w * self.mask(label, w)  # pruned connections count as zero whatever they hold
         if target.quality is not None:
             return target.quality * self.sigma[label]
         keep = round(target.keep * w.numel())
@@ -169,7 +177,7 @@ class Pruner:
                 continue
             thr = self.threshold(ly.label, targets[ly.label])
             w = ly.module.weight
-            self.masks[ly.label] &= w.abs() > thr
+            self.masks[ly.label] = self.mask(ly.label, w).bool() & (w.abs() > thr)
             out[ly.label] = thr
         self.apply()
         return out
@@ -177,7 +185,7 @@ class Pruner:
     @torch.no_grad()
     def apply(self) -> None:
         for ly in self.layers:
-            ly.module.weight.mul_(self.masks[ly.label].to(ly.module.weight.dtype))
+            ly.module.weight.mul_(self.mask(ly.label, ly.module.weight))
 
     def __call__(self, model=None, step=None) -> None:  # a training step hook
         self.apply()

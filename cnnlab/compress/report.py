@@ -38,11 +38,12 @@ def activation_density(model: nn.Module, x: torch.Tensor, batch_size: int = 500
         return hook
 
     handles = [ly.module.register_forward_hook(hook_for(ly.label)) for ly in layers]
+    dev = next(model.parameters()).device  # the trainer may have left it on a GPU
     was = model.training
     model.eval()
     try:
         for i in range(0, len(x), batch_size):
-            model(x[i:i + batch_size])
+            model(x[i:i + batch_size].to(dev))
     finally:
         model.train(was)
         for h in handles:

@@ -83,6 +83,9 @@ def check_device(device: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: this machine has no CUDA device "
                          "(PyTorch sees none)")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} "
+                         "CUDA device(s)")
     return dev
 
 
@@ -197,8 +200,7 @@ def bench(model: nn.Module | str, *, batches=(1,), input_size=None, threads: int
         model = create_model(model)
     elif input_size is None:
         raise ValueError("input_size is required for a module")
-    dev = torch.device(opts.get("device", "cpu"))
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    sync = _sync(opts)
     out = []
     with num_threads(threads):
         for b in batches:
@@ -232,10 +234,11 @@ def kendall_tau(a, b) -> float:
 
 
 def table8(names, input_sizes=((3, 224, 224),), *, threads: int = 1, runs: int = 10,
-           warmup: int = 2, **opts) -> dict:
+           warmup: int = 2, batch: int = 1, **opts) -> dict:
     """ShuffleNet V2 Table 8's layout: per model and input size, mult-adds, memory access cost
-    (MAC, elements), params and measured batch-1 latency; Kendall's τ between mult-adds and
-    latency over the models at each input size. Models are timed in turns."""
+    (MAC, elements), params and measured latency at ``batch`` (the paper: 1 on the ARM and
+    CPU, 8 on the GPU); Kendall's τ between mult-adds and latency over the models at each
+    input size. Models are timed in turns."""
     from cnnlab.models import create_model
     from cnnlab.profile import profile
 
@@ -246,8 +249,8 @@ def table8(names, input_sizes=((3, 224, 224),), *, threads: int = 1, runs: int =
             runners, profs = {}, {}
             for n, m in models.items():
                 profs[n] = profile(n, tuple(size))
-                runners[n], _ = make_runner(m, tuple(size), 1, threads=threads, **opts)
-            times = alternate(runners, warmup=warmup, runs=runs)
+                runners[n], _ = make_runner(m, tuple(size), batch, threads=threads, **opts)
+            times = alternate(runners, warmup=warmup, runs=runs, sync=_sync(opts))
             lat = {}
             for n in names:
                 med, p10, p90 = summarize(times[n])
@@ -258,5 +261,11 @@ def table8(names, input_sizes=((3, 224, 224),), *, threads: int = 1, runs: int =
                              "latency_ms": med, "p10_ms": p10, "p90_ms": p90})
             taus["x".join(map(str, size))] = kendall_tau([profs[n].macs for n in names],
                                                          [lat[n] for n in names])
-    return {"rows": rows, "kendall_tau": taus, "threads": threads,
-            "config": config_name(**opts)}
+    return {"rows": rows, "kendall_tau": taus, "threads": threads, "batch": batch,
+            "config": config_name(**opts), "device": str(opts.get("device", "cpu"))}
+
+
+def _sync(opts):
+    """What makes a timed call wait for its device: CUDA kernels run asynchronously."""
+    return torch.cuda.synchronize if torch.device(opts.get("device", "cpu")).type == "cuda" \
+        else (lambda: None)

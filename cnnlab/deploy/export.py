@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import warnings
 
 import numpy as np
@@ -51,7 +52,18 @@ def export_onnx(model: nn.Module, path, input_size: tuple[int, ...], *, opset: i
     except ImportError:
         raise ValueError("ONNX export needs onnx and onnxruntime: pip install 'cnnlab[onnx]'") \
             from None
-    model = model.eval().cpu()
+    if any(t.device.type != "cpu" for t in (*model.parameters(), *model.buffers())):
+        model = copy.deepcopy(model).cpu()  # the caller's model stays on its device
+    was_training = model.training
+    try:
+        return _export_checked(model.eval(), path, input_size, opset, dynamic_batch, rtol,
+                               seed, fuse_bn, onnx, ort)
+    finally:
+        model.train(was_training)
+
+
+def _export_checked(model, path, input_size, opset, dynamic_batch, rtol, seed, fuse_bn, onnx,
+                    ort) -> dict:
     folded = 0
     if fuse_bn:
         from cnnlab.layers.fuse import fuse_bn as fold

@@ -149,8 +149,11 @@ def prepare(model: nn.Module, example: torch.Tensor, *, backend: str = "x86",
 
 
 def convert(prepared: nn.Module, mode: str, backend: str, fx_error: str = "") -> QuantResult:
-    """The int8 model of a prepared (calibrated or QAT-trained) one."""
+    """The int8 model of a prepared (calibrated or QAT-trained) one; int8 kernels run on the
+    CPU, so a model trained on a GPU is converted from a CPU copy (the caller's stays)."""
     torch.backends.quantized.engine = backend
+    if any(t.device.type != "cpu" for t in (*prepared.parameters(), *prepared.buffers())):
+        prepared = copy.deepcopy(prepared).cpu()
     prepared.eval()
     if mode == "fx":
         from torch.ao.quantization.quantize_fx import convert_fx

@@ -112,6 +112,23 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return dev
 
 
+def _check_one_gpu_per_process() -> None:
+    """NCCL refuses two processes on one GPU (in the middle of setting up DDP): say so first."""
+    local = os.environ.get("LOCAL_WORLD_SIZE")
+    n = torch.cuda.device_count()
+    need = int(local) if local else int(os.environ.get("LOCAL_RANK", "0")) + 1
+    if need > n:
+        raise ValueError(f"{need} processes on this machine but {n} CUDA device(s): data-"
+                         f"parallel training takes one GPU per process (torchrun "
+                         f"--nproc_per_node {n}, or --device cpu)")
+
+
+def _fake_quantized(model: nn.Module) -> bool:
+    from torch.ao.quantization import FakeQuantizeBase
+
+    return any(isinstance(m, FakeQuantizeBase) for m in model.modules())
+
+
 @torch.no_grad()
 def channels_last_works(model: nn.Module, x: torch.Tensor) -> bool:
     """Whether ``model`` runs on NHWC tensors (it is 1.5-2.5× faster for small CNNs on CPU
@@ -132,9 +149,18 @@ def channels_last_works(model: nn.Module, x: torch.Tensor) -> bool:
         model.train(was)
 
 
-def amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+def amp_dtype(cfg: TrainConfig, device: torch.device, model: nn.Module | None = None
+              ) -> torch.dtype | None:
+    """The autocast dtype: ``auto`` is bf16 (fp16 where the GPU lacks bf16) on CUDA and off
+    on the CPU, and off for a model in quantization-aware training, whose fake-quantize
+    observers take fp32 only."""
     if cfg.amp == "off" or (cfg.amp == "auto" and device.type != "cuda"):
         return None
+    if model is not None and _fake_quantized(model):
+        if cfg.amp == "auto":
+            return None
+        raise ValueError(f"--amp {cfg.amp}: a model in quantization-aware training runs in "
+                         f"fp32 (its fake-quantize observers take no {cfg.amp}); use --amp off")
     if cfg.amp == "fp16" or (cfg.amp == "auto" and not torch.cuda.is_bf16_supported()):
         if device.type != "cuda":
             raise ValueError("fp16 mixed precision needs a CUDA device (use --amp bf16 or off)")
@@ -243,6 +269,18 @@ def train(model: nn.Module, split: DataSplit, cfg: TrainConfig | None = None, lo
     ``hook(row)`` with each epoch's metrics row (after its checkpoint; raise to stop early).
     ``log(line)`` receives one line per epoch (rank 0 only); ``meta`` is stored in every
     checkpoint (e.g. the model's name and builder arguments)."""
+    # --deterministic switches process-wide flags: the caller gets them back as they were
+    flags = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    try:
+        return _train(model, split, cfg, loss_fn, metric_fn, step_hooks, progress, log, meta,
+                      epoch_hooks, before_step)
+    finally:
+        torch.use_deterministic_algorithms(flags[0])
+        torch.backends.cudnn.benchmark = flags[1]
+
+
+def _train(model, split, cfg, loss_fn, metric_fn, step_hooks, progress, log, meta,
+           epoch_hooks, before_step) -> TrainResult:
     run = _setup(model, split, cfg or TrainConfig(), loss_fn, meta, log)
     hooks = Hooks(tuple(before_step), tuple(step_hooks), tuple(epoch_hooks))
     if run.cfg.resume:
@@ -266,6 +304,8 @@ def train(model: nn.Module, split: DataSplit, cfg: TrainConfig | None = None, lo
 def _environment(cfg: TrainConfig, split: DataSplit) -> tuple[torch.device, DistEnv]:
     """The device and process group; checks and seeds before anything draws a number."""
     device = resolve_device(cfg.device)
+    if device.type == "cuda":
+        _check_one_gpu_per_process()
     env = DistEnv.from_env(device.type)
     if env.world > 1 and device.type == "cuda":
         device = resolve_device(cfg.device, env.local_rank)
@@ -274,6 +314,11 @@ def _environment(cfg: TrainConfig, split: DataSplit) -> tuple[torch.device, Dist
         raise ValueError(f"no training images in {split.name} (a directory with only test "
                          "files needs --val-split N to carve a validation set out of them)")
     if cfg.deterministic:
+        if device.type == "cuda":
+            # cuBLAS is deterministic only with a fixed workspace (CUDA docs, "Results
+            # reproducibility"); it is read when the first handle is made, after this point
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True)
     torch.manual_seed(cfg.seed + 7919 * env.rank)
     return device, env
@@ -300,7 +345,7 @@ def _setup(model, split, cfg, loss_fn, meta, log) -> _Run:
         raise ValueError(f"batch size {cfg.batch_size} is larger than the {len(split.train)} "
                          "training images")
     total = cfg.iters or max(1, math.ceil(cfg.epochs * spe))
-    dtype = amp_dtype(cfg, device)
+    dtype = amp_dtype(cfg, device, raw)
     loss_fn = loss_fn or cross_entropy(cfg.label_smoothing, cfg.aux_weight)
     return _Run(cfg=cfg, split=split, env=env, device=device, raw=raw, net=raw, loader=loader,
                 optimizer=build_optimizer(raw, cfg), sched=Schedule(cfg, spe, total),
