@@ -31,8 +31,8 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.txt
 } >"$OUT/env.txt" 2>&1
 cat "$OUT/env.txt"
 
-step tests_cuda 100 $PY -m pytest -q -n 4 -p no:cacheprovider tests/test_cuda.py -rs
-step tests_all 170 $PY -m pytest -q -n 16 -p no:cacheprovider --timeout 120 -rs --ignore tests/test_cuda.py
+step tests_cuda 120 $PY -m pytest -n 8 -p no:cacheprovider -p no:warnings -rfEs tests/test_cuda.py
+step tests_all 170 $PY -m pytest -n 16 -p no:cacheprovider -p no:warnings --timeout 120 -rfE --ignore tests/test_cuda.py
 step table8_gpu 60 $PY benchmarks/table8.py --device cuda --batch 8 --runs 20 --sizes 224,320
 step peers_gpu 90 $PY benchmarks/peers.py --device cuda --batches 1,8 --runs 15
 step int8_cpu 50 $PY benchmarks/int8.py --sweep --runs 30
