@@ -149,9 +149,17 @@ EVIDENCE: dict[str, Evidence] = {
     "002-31": _e("PARTIAL", "recipe bn_inception (higher lr, 6x faster decay, 1/5 L2, no "
                  "photometric distortion); no BN ablation",
                  recipe("bn_inception", schedule="step")),
-    "003-20": _e("DONE", "shufflenet_v1 se=True (527 M) and shallow=True (26 layers; exact "
-                 "count noted against the printed 40 M)", builder_arg("shufflenet_v1", "se"),
-                 model("shufflenet_v1", "shallow", shallow=True, width_mult=0.5)),
+    "003-17": _e("DONE", "complexities verified per g and width; ablation shufflenet_groups "
+                 "(g = 1, 2, 3, 4, 8 at equal mult-adds, 3 seeds; experiments/README.md)",
+                 model("shufflenet_v1_g8", "Table 2", width_mult=0.25),
+                 code("cnnlab.ablate.studies:shufflenet_groups")),
+    "003-18": _e("DONE", "shuffle=False; ablation shufflenet_shuffle (g = 2, 3, 8 on/off, 3 "
+                 "seeds; experiments/README.md)", builder_arg("shufflenet_v1", "shuffle"),
+                 code("cnnlab.ablate.studies:shufflenet_shuffle")),
+    "003-20": _e("DONE", "shufflenet_v1_se (526.5 M vs 527 M) and shufflenet_v1_shallow (26 "
+                 "layers; 21.58 M noted against the printed 40 M)",
+                 model("shufflenet_v1_se", "with SE", width_mult=2.0),
+                 model("shufflenet_v1_shallow", "shallow", width_mult=0.5)),
     "003-22": _e("PARTIAL", "SSD/SSDLite heads attach to ShuffleNet (features_only); no COCO",
                  code("cnnlab.detect:build_ssd")),
     "003-25": _e("DONE", "layers/aggregated.py: SplitTransformMerge, EarlyConcat, as_form; "

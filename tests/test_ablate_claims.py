@@ -148,3 +148,33 @@ def test_g3_blocks_keep_the_mult_adds_and_g4_switches_remove_elementwise_ops():
     shares = [g.elementwise_share(profile(g.Bottleneck(16, r, s), (16, 8, 8)))
               for _, r, s in g.G4]
     assert shares[0] > shares[1] > 0 and shares[0] > shares[2] > 0 and shares[3] == 0
+
+
+def test_table2_group_nets_widen_with_g_at_equal_mult_adds():
+    """Table 1's rule in the groups study: more groups, wider stages, about the same
+    mult-adds as the g = 8 net of Table 4's study; g = 1 is the Xception-like unit."""
+    from cnnlab.ablate import get_ablation
+
+    target = profile(nets.shuffle_net(1, 10, 8), (1, 32, 32)).macs
+    widths = {}
+    for v in get_ablation("shufflenet_groups").variants:
+        model = v.build(1, 10)
+        g = int(v.name[1:])
+        assert abs(profile(model, (1, 32, 32)).macs / target - 1) < 0.07, v.name
+        unit = model.features.stage3[1]
+        assert unit.gconv1.conv.groups == unit.gconv2.conv.groups == g
+        assert unit.shuffle == (g > 1)
+        widths[g] = model.feature_info[1]["channels"]
+    assert widths == {1: 44, 2: 64, 3: 72, 4: 80, 8: 96}  # the study's note names these
+    assert all(w % (4 * g) == 0 for g, w in widths.items())
+
+
+def test_shuffle_study_has_a_g2_pair_the_paper_does_not():
+    from cnnlab.ablate import get_ablation
+
+    a = get_ablation("shufflenet_shuffle")
+    assert [c.better for c in a.claims] == ["g2_shuffle", "g3_shuffle", "g8_shuffle"]
+    assert "not in Table 3" in a.variant("g2_noshuffle").paper
+    on, off = (a.variant(f"g2_{s}").build(1, 10).features.stage3[1]
+               for s in ("shuffle", "noshuffle"))
+    assert on.groups == off.groups == 2 and on.shuffle and not off.shuffle

@@ -105,3 +105,47 @@ def test_v2_rejects_unknown_width():
 
     with pytest.raises(ValueError, match="Table 5"):
         shufflenet_v2_net(0.75)
+
+
+def test_table5_variants_registered_with_their_figures():
+    """Table 5's "2× (with SE, g = 3)" and "0.5× (shallow, g = 3)": named variants of the v1
+    builder whose rows `cnnlab verify` checks (527 M printed, 526.49 M counted; 40 M printed,
+    21.58 M counted, the discrepancy noted)."""
+    from cnnlab.profile.verify import verify
+
+    checks = {c.model: c for c in verify("shufflenet_v1_s*") if c.metric == "macs"}
+    assert set(checks) == {"shufflenet_v1_se", "shufflenet_v1_shallow"}
+    se, shallow = checks["shufflenet_v1_se"], checks["shufflenet_v1_shallow"]
+    assert se.ok and se.paper.text == "527M" and round(se.measured) == 526_487_712
+    assert shallow.ok and shallow.paper.text == "40M" and shallow.measured == 21_584_496
+    assert "half of the blocks" in shallow.note
+    torch.manual_seed(0)
+    named = cnnlab.create_model("shufflenet_v1_se", width_mult=0.25, num_classes=5).eval()
+    torch.manual_seed(0)
+    plain = cnnlab.create_model("shufflenet_v1", width_mult=0.25, num_classes=5, se=True).eval()
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(named(x), plain(x))
+    with pytest.raises(ValueError, match="unknown argument"):
+        cnnlab.create_model("shufflenet_v1_shallow", shallow=False)
+
+
+def test_se_gates_the_strided_branch_before_the_concat():
+    """SE sits on the branch (after the second 1×1 GConv, as SENet in residual units): with
+    its gate shut a strided unit passes only the 3×3 average-pooled shortcut."""
+    torch.manual_seed(0)
+    unit = ShuffleV1Unit(24, 96, 3, 2, se=True).eval()
+    assert unit.se.channels == 96 - 24 == unit.gconv2.out_channels
+    assert unit.se.reduced_channels == 72 // 16  # reduction 16 (SENet, r = 16)
+    x = torch.randn(2, 24, 8, 8)
+    unit.se.conv_expand.bias.data.fill_(-1e4)
+    out = unit(x)
+    assert torch.allclose(out[:, :24], torch.relu(unit.shortcut(x)))
+    assert torch.count_nonzero(out[:, 24:]) == 0
+
+
+def test_shallow_variant_lacks_half_the_units_not_width():
+    deep = build_on_meta("shufflenet_v1", width_mult=0.5)
+    shallow = build_on_meta("shufflenet_v1_shallow")
+    assert [len(getattr(shallow.features, f"stage{i}")) for i in (2, 3, 4)] == [2, 4, 2]
+    assert [f["channels"] for f in shallow.feature_info] == \
+        [f["channels"] for f in deep.feature_info]  # 0.5×: same widths, 8 of the 16 units

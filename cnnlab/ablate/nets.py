@@ -113,17 +113,51 @@ def mbv2_net(in_chans: int, num_classes: int, linear: bool = True,
     return nn.Sequential(*layers, _head(128, num_classes))
 
 
-def shuffle_net(in_chans: int, num_classes: int, groups: int = 3,
-                shuffle: bool = True) -> nn.Module:
+def shuffle_net(in_chans: int, num_classes: int, groups: int = 3, shuffle: bool = True,
+                width: int = 96) -> nn.Module:
     """A two-stage ShuffleNet v1 (Zhang et al. 2018, Table 1 in kind: conv1 24, stages of
-    96 and 192 channels, two units each) with the channel shuffle on or off (Table 3)."""
+    ``width`` and 2×``width`` channels, two units each) with the channel shuffle on or off
+    (Table 3)."""
     from cnnlab.models.shufflenet import ShuffleNet, ShuffleV1Unit
 
     def unit(cin, cout, stride, stage, j):
         return ShuffleV1Unit(cin, cout, groups, stride, first_grouped=(stage, j) != (0, 0),
                              shuffle=shuffle)
 
-    return ShuffleNet(24, (96, 192), (2, 2), unit, None, num_classes, in_chans)
+    return ShuffleNet(24, (width, 2 * width), (2, 2), unit, None, num_classes, in_chans)
+
+
+@cache
+def group_width(groups: int, in_chans: int, num_classes: int, size: tuple, target: int) -> int:
+    """The stage-2 width (a multiple of 4g above 24, so that the quarter-width bottleneck
+    splits into g groups) whose :func:`shuffle_net` comes closest to ``target`` mult-adds
+    at ``size``."""
+    from cnnlab.profile import profile
+
+    step, best = 4 * groups, None
+    # the first unit concatenates conv1's 24 channels to its branch: it must widen past them
+    for w in range(step * (24 // step + 1), 1025, step):
+        macs = profile(shuffle_net(in_chans, num_classes, groups, width=w),
+                       (in_chans, *size[1:])).macs
+        if best is None or abs(macs - target) < best[1]:
+            best = (w, abs(macs - target))
+        if macs > target:
+            break
+    return best[0]
+
+
+def group_net(in_chans: int, num_classes: int, groups: int = 3, ref_groups: int = 8,
+              ref_width: int = 96, size: tuple = (1, 32, 32)) -> nn.Module:
+    """:func:`shuffle_net` with g ``groups``, widened or narrowed to the mult-adds of the
+    ``ref_groups`` net at ``ref_width`` (by default the g = 8 net that Table 4's units are
+    matched to): Table 1's rule (more groups, wider stages at the same complexity) applied to
+    this skeleton, as Table 2 compares them."""
+    from cnnlab.profile import profile
+
+    size = (in_chans, *tuple(size)[1:])
+    target = profile(shuffle_net(in_chans, num_classes, ref_groups, width=ref_width), size).macs
+    width = group_width(groups, in_chans, num_classes, size, target)
+    return shuffle_net(in_chans, num_classes, groups, width=width)
 
 
 def squeeze_net(in_chans: int, num_classes: int, bypass: str = "none", sr: float = 0.25,

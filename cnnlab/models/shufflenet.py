@@ -49,7 +49,7 @@ V1_CHANNELS = {
     8: (384, 768, 1536),
 }
 V1_REPEATS = (4, 8, 4)  # per stage: one stride-2 unit, then stride-1 units
-# Sec. 4.2, Table 5: "a 26-layer architecture by removing half of the blocks in Stage 2-4"
+# Sec. 4.3, Table 5: "a 26-layer architecture by removing half of the blocks in Stage 2-4"
 V1_SHALLOW_REPEATS = (2, 4, 2)
 RELEASES = {"megvii": Release("megvii", "Megvii's release: classifier without bias",
                               fc_bias=False, models=("shufflenet_v2_*",)),
@@ -245,22 +245,7 @@ _V1_G3_REFS = [
 ]
 
 
-_V1_SE_REF = {"macs": "527M", "exact_macs": "526.5M", "table": "Table 5 (with SE)",
-              "top1": 75.3, "kwargs": {"width_mult": 2.0, "se": True},
-              "note": "the paper does not say where the SE module sits; on each unit's branch "
-                      "(SENet's place in residual units) the network counts 526.49 M, gating "
-                      "the unit's whole output would count 526.93 M"}
-
-
-_V1_SHALLOW_REF = {"macs": "40M", "exact_macs": 21_584_496, "top1": 57.2,
-                   "table": "Table 5 (0.5x shallow, g = 3)",
-                   "kwargs": {"width_mult": 0.5, "shallow": True},
-                   "note": "Sec. 4.2 builds it by removing half of the blocks in Stage 2-4 "
-                           "(26 layers), which counts 21.58 M at 0.5x; the paper does not say "
-                           "how its 40 M were reached (about 0.73x width would give them)"}
-
-
-@register_model(paper=SHUFFLENET, reference=[*_V1_G3_REFS, _V1_SE_REF, _V1_SHALLOW_REF])
+@register_model(paper=SHUFFLENET, reference=_V1_G3_REFS)
 def shufflenet_v1(groups=3, width_mult=1.0, shuffle=True, num_classes=1000, in_chans=3,
                   drop_rate=0.0, se=False, shallow=False):
     """ShuffleNet s× with g groups (Table 1); ``shuffle=False`` is Table 3's ablation,
@@ -274,6 +259,28 @@ for _g in V1_CHANNELS:
     register_model(shufflenet_v1, name=f"shufflenet_v1_g{_g}", fixed={"groups": _g},
                    paper=SHUFFLENET, reference=_v1_refs(_g),
                    doc=f"ShuffleNet s× with g = {_g} (Table 1 column, Table 2 rows).")
+
+# Table 5's two variants, Sec. 4.3. The paper says only "SE modules [13]": SENet's place in a
+# residual unit is the branch, before the add (here also before the strided unit's concat),
+# with reduction 16. Gating the unit's whole output instead would count 526.93 M.
+register_model(
+    shufflenet_v1, name="shufflenet_v1_se", fixed={"se": True},
+    defaults={"width_mult": 2.0}, paper=SHUFFLENET,
+    reference={"macs": "527M", "exact_macs": "526.5M", "table": "Table 5 (2x with SE, g = 3)",
+               "top1": 75.3, "kwargs": {"width_mult": 2.0},
+               "note": "SE (reduction 16) on each unit's branch, as SENet places it in "
+                       "residual units, counts 526.49 M, which the paper rounds to 527 M"},
+    doc="ShuffleNet 2× (g = 3) with an SE module in every unit (Table 5: 527 M, 24.7 % err).")
+register_model(
+    shufflenet_v1, name="shufflenet_v1_shallow", fixed={"shallow": True},
+    defaults={"width_mult": 0.5}, paper=SHUFFLENET,
+    reference={"macs": "40M", "exact_macs": 21_584_496, "top1": 57.2,
+               "table": "Table 5 (0.5x shallow, g = 3)", "kwargs": {"width_mult": 0.5},
+               "note": "Sec. 4.3 builds it by removing half of the blocks in Stage 2-4 (26 "
+                       "layers), which counts 21.58 M at 0.5x; the paper does not say how its "
+                       "40 M were reached (about 0.73x width would give them)"},
+    doc="ShuffleNet 0.5× (g = 3), 26 layers: half the units of Stages 2-4 (Table 5, Sec. 4.3: "
+        "40 M printed, 21.58 M counted).")
 
 
 # --- ShuffleNet V2 ----------------------------------------------------------------------------
