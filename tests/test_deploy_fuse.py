@@ -23,9 +23,9 @@ def _random_bn_statistics(model, gen):
                     m.bias.copy_(0.1 * torch.randn(n, generator=gen))
 
 
-# One model per (family, set of module types) by default: 45 of 127 models, every block
-# type. CNNLAB_FULL_REGISTRY=1 runs all 127 (about 4 CPU-minutes: the cost is filling
-# 4.4 G weights).
+# One model per (family, set of module types) by default: every block type, about a third of
+# the registry. CNNLAB_FULL_REGISTRY=1 runs every model (about 4 CPU-minutes: the cost is
+# filling 4.4 G weights).
 MODELS = cnnlab.list_models() if os.environ.get("CNNLAB_FULL_REGISTRY") else representatives()
 
 
