@@ -32,7 +32,7 @@ from cnnlab.profile.ops import (  # noqa: F401
 _METADATA = METADATA
 
 
-@dataclass
+@dataclass(slots=True)
 class OpRow:
     name: str  # qualified name of the innermost module running the op ("" = the model)
     op: str  # the function's name: conv2d, linear, batch_norm, relu, add, ...
@@ -55,7 +55,7 @@ class ShapeCounter(TorchFunctionMode):
         super().__init__()
         self.rows: list[OpRow] = []
         self.module_io: dict[str, tuple[str, int, int]] = {}
-        self.modules_by_name = list(model.named_modules())
+        self.modules_by_name = _named_modules(model)
         # model.parameters() in one pass over the modules already listed (no second walk)
         self.parameters = list({id(p): p for _, m in self.modules_by_name
                                 for p in m._parameters.values() if p is not None}.values())
@@ -68,10 +68,15 @@ class ShapeCounter(TorchFunctionMode):
     # global module hooks would send every module call down nn.Module's slow path.
     def __enter__(self):
         self._saved = []
+        # a plain torch layer (its exact class: not a subclass, nor a parametrized one) is
+        # answered directly, unless a tracer built on this one watches every op
+        direct = type(self).__torch_function__ is ShapeCounter.__torch_function__
         for name, m in self.modules_by_name:
-            own = m.__dict__.get("forward")
+            d = m.__dict__
+            own = d.get("forward")
             self._saved.append((m, own))
-            m.__dict__["forward"] = self._scoped(name, m, own or m.forward)
+            rule = MODULE_RULES.get(type(m)) if direct else None
+            d["forward"] = self._scoped(name, m, own or m.forward, rule)
         return super().__enter__()
 
     def __exit__(self, *exc):
@@ -82,12 +87,8 @@ class ShapeCounter(TorchFunctionMode):
                 m.__dict__["forward"] = own
         return super().__exit__(*exc)
 
-    def _scoped(self, name: str, module: nn.Module, forward):
+    def _scoped(self, name: str, module: nn.Module, forward, rule):
         stack, io, kind = self._stack, self.module_io, type(module).__name__
-        # a plain torch layer (its exact class: not a subclass, nor a parametrized one) is
-        # answered directly, unless a tracer built on this one watches every op
-        rule = MODULE_RULES.get(type(module)) \
-            if type(self).__torch_function__ is ShapeCounter.__torch_function__ else None
 
         def forward_in_scope(*args, **kwargs):
             stack.append(name)
@@ -182,6 +183,22 @@ def _rule_of(func) -> tuple:
     except TypeError:  # an unhashable callable: looked up by name every time
         pass
     return entry
+
+
+def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """``list(model.named_modules())`` in the same order, without a generator per module:
+    the recursive generators cost a tenth of a small model's profile."""
+    out, seen = [], set()
+    todo = [("", model)]
+    while todo:
+        name, m = todo.pop()
+        if id(m) in seen:
+            continue
+        seen.add(id(m))
+        out.append((name, m))
+        prefix = name + "." if name else ""
+        todo.extend(reversed([(prefix + k, c) for k, c in m._modules.items() if c is not None]))
+    return out
 
 
 def _elems(x) -> int:
