@@ -119,16 +119,12 @@ def profiler_speed(args) -> None:
     import torchvision.models as tvm
 
     import cnnlab
-    from cnnlab.profile.profiler import skip_init
+    from cnnlab.profile import build_on_meta
 
     def build(name):
         extra = {"aux_logits": False, "init_weights": False} \
             if name in ("googlenet", "inception_v3") else {}
         return getattr(tvm, name)(weights=None, **extra).eval()
-
-    def build_on_meta(name):
-        with torch.device("meta"), skip_init():
-            return build(name)
 
     totals = dict.fromkeys(("ours", "ours_build", "fvcore", "fvcore_build"), 0.0)
     print(f"{'torchvision model':20} {'ops':>5} {'mult-adds':>10} {'fvcore':>10} {'ours ms':>8} "
@@ -141,7 +137,8 @@ def profiler_speed(args) -> None:
         prof = cnnlab.profile(model, size)
         flops = _fvcore_count(model, x)
         ms = compare({"ours": lambda m=model, s=size: cnnlab.profile(m, s),
-                      "ours_build": lambda n=name, s=size: cnnlab.profile(build_on_meta(n), s),
+                      "ours_build": lambda n=name, s=size: cnnlab.profile(
+                          build_on_meta(build, n), s),
                       "fvcore": lambda m=model, x=x: _fvcore_count(m, x),
                       "fvcore_build": lambda n=name, x=x: _fvcore_count(build(n), x)}, args)
         for k in totals:

@@ -217,3 +217,14 @@ def test_channel_shuffle_copy_counts_as_memory_access():
     assert len(copies) == 1 and copies[0].memory_access == 2 * 8 * 16
     assert p.macs == 0
     assert profile(nn.Sequential(), (8, 4, 4)).memory_access == 0  # contiguous input: no copy
+
+
+def test_build_on_meta_takes_any_constructor_and_restores_the_collector():
+    import gc
+
+    from cnnlab.profile import build_on_meta
+
+    m = build_on_meta(nn.Conv2d, 3, 8, 3, bias=False)
+    assert m.weight.is_meta and tuple(m.weight.shape) == (8, 3, 3, 3)
+    assert gc.isenabled()  # paused for the build only
+    assert build_on_meta("lenet5_caffe", num_classes=7).head.fc.weight.shape[0] == 7

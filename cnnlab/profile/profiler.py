@@ -12,7 +12,9 @@ import gc
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 
 import torch
 import torch.nn as nn
@@ -54,12 +56,15 @@ def gc_paused():
             gc.enable()
 
 
-def build_on_meta(name: str, **kwargs) -> nn.Module:
-    """Build a registered model on the meta device without running its weight init."""
+def build_on_meta(model: str | Callable[..., nn.Module], *args, **kwargs) -> nn.Module:
+    """Build a model on the meta device without running its weight init: a registered
+    name (``kwargs`` go to its builder) or any constructor, e.g.
+    ``build_on_meta(torchvision.models.resnet50)``. Shapes only: nothing is allocated."""
     from cnnlab.models import create_model
 
-    with torch.device("meta"), skip_init():
-        return create_model(name, **kwargs)
+    build = partial(create_model, model) if isinstance(model, str) else model
+    with gc_paused(), torch.device("meta"), skip_init():
+        return build(*args, **kwargs)
 
 
 @dataclass
