@@ -45,14 +45,16 @@ def net(conv2d, conv1d, bn2d, bn1d, relu, linear):
             self.c2 = conv2d(8, 8, 3, padding="same", groups=8)
             self.b2 = bn2d(8, affine=False, track_running_stats=False)
             self.r2 = relu()
+            self.c4 = conv2d(8, 8, (3, 1), stride=(1, 2), padding=(2, 0), dilation=(2, 1),
+                             groups=2)  # bias, groups, and a different value per axis
             self.c3 = conv1d(8, 4, 3, dilation=2)
             self.b3 = bn1d(4)
-            self.fc = linear(4 * 12, 10)
+            self.fc = linear(4 * 4, 10)
             self.b4 = bn1d(10)
 
         def forward(self, x):
-            x = self.r2(self.b2(self.c2(self.r1(self.b1(self.c1(x))))))
-            x = self.b3(self.c3(x.flatten(2)))  # (1, 8, 16) -> (1, 4, 12)
+            x = self.c4(self.r2(self.b2(self.c2(self.r1(self.b1(self.c1(x)))))))  # 4x2
+            x = self.b3(self.c3(x.flatten(2)))  # (1, 8, 8) -> (1, 4, 4)
             return self.b4(self.fc(x.flatten(1)))
 
     return Net()
@@ -67,8 +69,8 @@ def test_layers_answered_directly_give_their_functional_rows():
                        nn.Linear), (3, 8, 8))
     slow = profile(net(SlowConv2d, SlowConv1d, SlowBN2d, SlowBN1d, SlowReLU, SlowLinear),
                    (3, 8, 8))
-    assert [r.name for r in fast.rows] == ["c1", "b1", "r1", "c2", "b2", "r2", "c3", "b3",
-                                           "fc", "b4"]
+    assert [r.name for r in fast.rows] == ["c1", "b1", "r1", "c2", "b2", "r2", "c4", "c3",
+                                           "b3", "fc", "b4"]
     assert rows(fast) == rows(slow)
     assert [v[1:] for v in fast.module_io.values()] == [v[1:] for v in slow.module_io.values()]
     assert (fast.params, fast.macs, fast.memory_access) == \

@@ -142,6 +142,14 @@ class ShapeCounter(TorchFunctionMode):
             input_elems=in_elems, output_elems=out_elems, elem_size=elem_size,
         ))
 
+    def layer_row(self, op: str, kind: str, x: torch.Tensor, out_shape: tuple, *,
+                  params: int = 0, macs: int = 0, other: int = 0, weights: int = 0) -> None:
+        """:meth:`record` for a layer that reads one activation ``x`` (the hot path)."""
+        in_elems, out_elems = x.numel(), math.prod(out_shape)
+        self.rows.append(OpRow(self._stack[-1], op, kind, tuple(x.shape), out_shape, params,
+                               macs, other, in_elems + out_elems + weights, in_elems,
+                               out_elems, x.element_size()))
+
     def too_small(self, op, in_shape, out_shape):
         where = self._stack[-1] or "the model"
         raise ValueError(

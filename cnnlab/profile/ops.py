@@ -436,6 +436,39 @@ def _conv_module(counter, m, x):
                  (x, m.weight, m.bias, m.stride, m.padding, m.dilation, m.groups), {})
 
 
+def _conv2d_module(counter, m, x):
+    """Conv2d's row as :func:`_conv` makes it, without the general argument handling: the
+    most frequent op of most CNNs."""
+    if m.padding_mode != "zeros" or isinstance(m.padding, str) or x.dim() != 4:
+        return _conv_module(counter, m, x)
+    w, b = m.weight, m.bias
+    cout, cin_g, kh, kw = w.shape
+    n, c, h, wd = x.shape
+    if c != cin_g * m.groups:
+        raise FallThrough  # PyTorch's own error, from the module's forward
+    (sh, sw), (ph, pw), (dh, dw) = m.stride, m.padding, m.dilation
+    out_shape = (n, cout, (h + 2 * ph - dh * (kh - 1) - 1) // sh + 1,
+                 (wd + 2 * pw - dw * (kw - 1) - 1) // sw + 1)
+    if out_shape[2] <= 0 or out_shape[3] <= 0:
+        counter.too_small("conv2d", x.shape, out_shape)
+    counter.layer_row("conv2d", _conv_kind(w.shape, m.groups, c), x, out_shape,
+                      params=counter.new_params(w, b),
+                      macs=n * cout * out_shape[2] * out_shape[3] * cin_g * kh * kw,
+                      weights=w.numel() + (b.numel() if b is not None else 0))
+    return torch.empty(out_shape, dtype=x.dtype, device=_META)
+
+
+def _bn2d_module(counter, m, x):
+    """BatchNorm2d's row as :func:`_norm` makes it (eval mode, 4-D input), directly."""
+    if m.training or x.dim() != 4:
+        return _bn_module(counter, m, x)
+    ts = [t for t in (m.running_mean, m.running_var, m.weight, m.bias) if t is not None]
+    shape = tuple(x.shape)
+    counter.layer_row("batch_norm", "norm", x, shape, params=counter.new_params(*ts),
+                      other=x.numel(), weights=sum(t.numel() for t in ts))
+    return torch.empty(shape, dtype=x.dtype, device=_META)
+
+
 _BN_DIMS = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}
 
 
@@ -458,8 +491,10 @@ def _max_pool2d_module(counter, m, x):
 
 
 MODULE_RULES = {
-    **dict.fromkeys((nn.Conv1d, nn.Conv2d, nn.Conv3d), _conv_module),
-    **dict.fromkeys(_BN_DIMS, _bn_module),
+    **dict.fromkeys((nn.Conv1d, nn.Conv3d), _conv_module),
+    nn.Conv2d: _conv2d_module,
+    **dict.fromkeys((nn.BatchNorm1d, nn.BatchNorm3d), _bn_module),
+    nn.BatchNorm2d: _bn2d_module,
     nn.ReLU: lambda counter, m, x: _elementwise(counter, "relu", (x,), {"inplace": m.inplace}),
     **dict.fromkeys((nn.Hardtanh, nn.ReLU6), _hardtanh_module),
     nn.MaxPool2d: _max_pool2d_module,
