@@ -3,6 +3,11 @@ print their tables as Markdown for experiments/README.md.
 
     python experiments/ablations.py gap_fc strided_pool ...   # run, then print
     python experiments/ablations.py --from experiments/figures/ablate   # summary + tables
+    python experiments/ablations.py --retime experiments/figures/ablate [--runs 30]
+
+``--retime`` measures the latency column again without retraining: each study's variants
+(random weights, batch 1, one thread) timed in turns, as this process's CPU time, so that a
+busy machine during the training runs no longer decides the column.
 """
 
 from __future__ import annotations
@@ -44,12 +49,53 @@ def summary(results: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def retime(path: Path, runs: int) -> None:
+    """Re-measure one study's latencies in place (see the module docstring)."""
+    import time
+
+    import torch
+
+    from cnnlab.ablate import get_ablation
+    from cnnlab.deploy.bench import alternate, summarize
+    from cnnlab.io import write_bytes_atomic
+
+    r = json.loads(path.read_text())
+    ablation = get_ablation(r["ablation"])
+    variants = {v.name: v for v in ablation.variants}
+    runners = {}
+    for row in r["variants"]:
+        size = tuple(row["input_size"])
+        model = variants[row["variant"]].build(size[0], 10).eval()
+        x = torch.randn(1, *size)
+
+        def run(model=model, x=x):
+            with torch.inference_mode():
+                model(x)
+        runners[row["variant"]] = run
+    times = alternate(runners, warmup=3, runs=runs, clock=time.process_time)
+    for row in r["variants"]:
+        row["latency_ms"] = summarize(times[row["variant"]])[0]
+    r["latency"] = f"batch 1, 1 thread, CPU time, median of {runs} in turns (--retime)"
+    write_bytes_atomic(path, (json.dumps(r, indent=1) + "\n").encode())
+    print(f"{r['ablation']}: " + ", ".join(f"{row['variant']} {row['latency_ms']:.2f} ms"
+                                             for row in r["variants"]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*")
     ap.add_argument("--from", dest="src", type=Path)
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--retime", type=Path, help="a folder of results: re-measure latencies")
+    ap.add_argument("--runs", type=int, default=30)
     a = ap.parse_args()
+    if a.retime:
+        import torch
+
+        torch.set_num_threads(1)
+        for path in sorted(a.retime.glob("*.json")):
+            retime(path, a.runs)
+        return
     if a.src:
         results = [json.loads(p.read_text()) for p in sorted(a.src.glob("*.json"))]
         print(summary(results))

@@ -4,6 +4,7 @@ follows the seeds' spread, and the decks' worked cost examples are pinned."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -87,6 +88,27 @@ def test_cli_writes_json_and_png_and_lists(tmp_path, capsys):
     assert main(["ablate", "--list"]) == 0
     listed = capsys.readouterr().out
     assert all(n in listed for n in list_ablations())
+
+
+def test_retime_rewrites_the_latency_column_and_nothing_else(tmp_path):
+    import importlib.util
+
+    out = tmp_path / "res"
+    assert main(["ablate", "gap_fc", "--seeds", "1", "--iters", "1", "--out", str(out)]) == 0
+    path = out / "gap_fc.json"
+    before = json.loads(path.read_text())
+    script = Path(__file__).parents[1] / "experiments" / "ablations.py"
+    spec = importlib.util.spec_from_file_location("ablations_script", script)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    mod.retime(path, runs=2)
+    after = json.loads(path.read_text())
+    assert "in turns" in after.pop("latency")
+    lat = [v.pop("latency_ms") for v in after["variants"]]
+    assert all(t > 0 for t in lat) and len(lat) == 2
+    for v in before["variants"]:
+        v.pop("latency_ms")
+    assert after == before
 
 
 def test_budget_cuts_the_steps_for_all_variants_alike():
