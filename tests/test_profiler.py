@@ -228,3 +228,20 @@ def test_build_on_meta_takes_any_constructor_and_restores_the_collector():
     assert m.weight.is_meta and tuple(m.weight.shape) == (8, 3, 3, 3)
     assert gc.isenabled()  # paused for the build only
     assert build_on_meta("lenet5_caffe", num_classes=7).head.fc.weight.shape[0] == 7
+
+
+def test_cat_row_and_its_shape_checks():
+    class Cat(nn.Module):
+        def __init__(self, dim, other):
+            super().__init__()
+            self.dim, self.other = dim, other
+
+        def forward(self, x):
+            return torch.cat([x, x, x.new_zeros(self.other)], self.dim)
+
+    p = profile(Cat(1, (1, 2, 5, 5)), (3, 5, 5))
+    (row,) = [r for r in p.rows if r.op == "cat"]
+    assert row.output_shape == (1, 8, 5, 5) and row.input_elems == 2 * 75 + 50
+    assert profile(Cat(-1, (1, 3, 5, 1)), (3, 5, 5)).rows[-1].output_shape == (1, 3, 5, 11)
+    with pytest.raises(ValueError, match="cannot run"):
+        profile(Cat(1, (1, 2, 4, 5)), (3, 5, 5))  # PyTorch's own error, one line

@@ -302,15 +302,19 @@ def _cat(counter, name, args, kwargs):
     tensors = list(_arg(args, kwargs, 0, "tensors"))
     dim = _arg(args, kwargs, 1, "dim", 0)
     first = tensors[0]
-    if not all(isinstance(t, torch.Tensor) and t.dim() == first.dim() for t in tensors):
+    if not isinstance(first, torch.Tensor) or first.dim() == 0:
         raise FallThrough
     d = dim % first.dim()
-    shape = list(first.shape)
-    for t in tensors[1:]:
-        if any(a != b for i, (a, b) in enumerate(zip(t.shape, shape)) if i != d):
+    shape = first.shape
+    head, tail, total = shape[:d], shape[d + 1:], 0
+    for t in tensors:  # DenseNet concatenates dozens: compare whole slices, not elements
+        if not isinstance(t, torch.Tensor):
             raise FallThrough
-    shape[d] = sum(t.shape[d] for t in tensors)
-    return _answer(counter, name, first, shape, "concat", inputs=tensors)
+        s = t.shape
+        if len(s) != len(shape) or s[:d] != head or s[d + 1:] != tail:
+            raise FallThrough
+        total += s[d]
+    return _answer(counter, name, first, (*head, total, *tail), "concat", inputs=tensors)
 
 
 def _reduce(counter, name, args, kwargs):
