@@ -91,17 +91,22 @@ class ShapeCounter(TorchFunctionMode):
         stack, io, kind = self._stack, self.module_io, type(module).__name__
 
         def forward_in_scope(*args, **kwargs):
+            if rule is not None and len(args) == 1 and not kwargs:
+                x = args[0]
+                with torch._C.DisableTorchFunction():  # as inside __torch_function__
+                    stack.append(name)
+                    try:
+                        out = rule(self, module, x)
+                    except FallThrough:
+                        out = None
+                    finally:
+                        stack.pop()
+                    if out is not None:  # the plain layer answered: no forward, one block
+                        io[name] = (kind, _elems(x), _elems(out))
+                        return out
             stack.append(name)
             try:
-                out = None
-                if rule is not None and len(args) == 1 and not kwargs:
-                    with torch._C.DisableTorchFunction():  # as inside __torch_function__
-                        try:
-                            out = rule(self, module, args[0])
-                        except FallThrough:
-                            pass
-                if out is None:
-                    out = forward(*args, **kwargs)
+                out = forward(*args, **kwargs)
             finally:
                 stack.pop()
             with torch._C.DisableTorchFunction():  # numel() here is ours, not the model's
