@@ -52,14 +52,21 @@ def export_onnx(model: nn.Module, path, input_size: tuple[int, ...], *, opset: i
     except ImportError:
         raise ValueError("ONNX export needs onnx and onnxruntime: pip install 'cnnlab[onnx]'") \
             from None
-    if any(t.device.type != "cpu" for t in (*model.parameters(), *model.buffers())):
-        model = copy.deepcopy(model).cpu()  # the caller's model stays on its device
+    model = on_cpu(model)
     was_training = model.training
     try:
         return _export_checked(model.eval(), path, input_size, opset, dynamic_batch, rtol,
                                seed, fuse_bn, onnx, ort)
     finally:
         model.train(was_training)
+
+
+def on_cpu(model: nn.Module) -> nn.Module:
+    """``model`` itself if it lives on the CPU, else a CPU copy, so that the caller's model
+    stays on its GPU: ONNX export, onnxruntime and PyTorch's int8 kernels run on the CPU."""
+    if any(t.device.type != "cpu" for t in (*model.parameters(), *model.buffers())):
+        return copy.deepcopy(model).cpu()
+    return model
 
 
 def _export_checked(model, path, input_size, opset, dynamic_batch, rtol, seed, fuse_bn, onnx,

@@ -152,9 +152,9 @@ def convert(prepared: nn.Module, mode: str, backend: str, fx_error: str = "") ->
     """The int8 model of a prepared (calibrated or QAT-trained) one; int8 kernels run on the
     CPU, so a model trained on a GPU is converted from a CPU copy (the caller's stays)."""
     torch.backends.quantized.engine = backend
-    if any(t.device.type != "cpu" for t in (*prepared.parameters(), *prepared.buffers())):
-        prepared = copy.deepcopy(prepared).cpu()
-    prepared.eval()
+    from cnnlab.deploy.export import on_cpu
+
+    prepared = on_cpu(prepared).eval()
     if mode == "fx":
         from torch.ao.quantization.quantize_fx import convert_fx
 
