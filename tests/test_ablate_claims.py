@@ -100,8 +100,30 @@ def test_net_a_initialises_the_matching_layers_of_the_deeper_net():
     for k, v in d.state_dict().items():
         assert torch.equal(v, a.state_dict()[k] if k in copied else before[k]), k
     assert d(torch.randn(2, 1, 16, 16)).shape == (2, 10)
-    std = nets.mini_vgg(1, 10, init="normal").s2c2.weight.std().item()
+    std = nets.mini_vgg(1, 10, init="normal_0.01").s2c2.weight.std().item()
     assert abs(std - 0.01) < 0.002
+
+
+def test_vgg_normal_init_keeps_the_per_layer_gains_of_vgg_d():
+    """N(0, 10⁻²) in kind: each layer's std·sqrt(fan-in) is that of the matching layer of
+    the registered VGG-D (its first seven convs, its three FC layers) at std 0.01; the first
+    conv's also carries VGG's 0-255 pixel scale."""
+    from cnnlab.models import create_model
+
+    def layers(m):
+        return [x for x in m.modules() if isinstance(x, (nn.Conv2d, nn.Linear))]
+
+    vgg = layers(create_model("vgg_d"))
+    vgg = vgg[:7] + vgg[-3:]
+    torch.manual_seed(0)
+    ours = layers(nets.mini_vgg(1, 10, nets.VGG_D, init="normal"))
+    assert len(ours) == 10
+    for i, (o, v) in enumerate(zip(ours, vgg)):
+        gain = o.weight.std().item() * o.weight[0].numel() ** 0.5
+        want = 0.01 * v.weight[0].numel() ** 0.5 * (nets.VGG_INPUT_STD if i == 0 else 1)
+        assert abs(gain / want - 1) < 0.15, (i, gain, want)
+    with pytest.raises(ValueError):
+        nets.mini_vgg(1, 10, init="kaiming")
 
 
 def test_prepare_runs_before_training_and_a_stalled_worse_arm_can_be_the_claim():
