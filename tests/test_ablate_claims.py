@@ -170,3 +170,32 @@ def test_g3_blocks_keep_the_mult_adds_and_g4_switches_remove_elementwise_ops():
     shares = [g.elementwise_share(profile(g.Bottleneck(16, r, s), (16, 8, 8)))
               for _, r, s in g.G4]
     assert shares[0] > shares[1] > 0 and shares[0] > shares[2] > 0 and shares[3] == 0
+
+
+def test_arms_that_name_a_curve_are_plotted_as_error_vs_parameters(tmp_path, monkeypatch):
+    """Variant.curve groups arms into lines of error vs parameters (DenseNet Fig. 4): the
+    rows carry the curve, :func:`curves` orders each line by parameters, and the PNG is
+    drawn as lines; arms without a curve keep the bar plot."""
+    from cnnlab.ablate import core
+
+    def build(width):
+        return lambda c, n: nn.Sequential(nn.Flatten(), nn.Linear(c * 16 * 16, width),
+                                          nn.ReLU(), nn.Linear(width, n))
+
+    a = Ablation("c", "c", "c", (Variant("wide", build(8), "p", curve="mlp"),
+                                 Variant("narrow", build(2), "p", curve="mlp"),
+                                 Variant("alone", build(4), "p")), Task(), ())
+    r = run_ablation(a, seeds=1, iters=1, val_split=40, train_images=16, latency_runs=1)
+    assert [v["curve"] for v in r["variants"]] == ["mlp", "mlp", ""]
+    (line,) = core.curves(r).values()
+    assert [p for p, _, _ in line] == sorted(v["params"] for v in r["variants"][:2])
+    narrow = r["variants"][1]
+    assert line[0][1:] == (100 * (1 - narrow["acc_mean"]), 100 * narrow["acc_std"])
+    drawn = []
+    monkeypatch.setattr(core, "_plot_curves", lambda ax, res: drawn.append(res["ablation"]))
+    assert core.write_results(r, tmp_path)[1].stat().st_size > 0
+    assert drawn == ["c"]
+    bars = {**r, "ablation": "b", "variants": [{**v, "curve": ""} for v in r["variants"]]}
+    assert core.curves(bars) == {}
+    core.write_results(bars, tmp_path)
+    assert drawn == ["c"] and (tmp_path / "b.png").exists()

@@ -4,7 +4,7 @@ switch a paper's comparison turns. They know nothing of training."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from functools import cache
+from functools import cache, partial
 
 import torch
 from torch import nn
@@ -180,17 +180,28 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def at_params(make, target: int, lo: float = 1.0, hi: float = 1024.0,
-              integer: bool = False) -> nn.Module:
-    """``make(scale)`` at the scale whose parameter count is closest to ``target`` (bisection
-    on a monotone count; whole scales only when ``integer``), so that variants of different
-    shape compare at equal parameters."""
+def scale_at_params(make, target: int, lo: float = 1.0, hi: float = 1024.0,
+                    integer: bool = False) -> float:
+    """The scale whose ``make(scale)`` has the parameter count closest to ``target``
+    (bisection on a monotone count; whole scales only when ``integer``), counted on the meta
+    device (no memory, no initialisation)."""
+    def count(scale):
+        with torch.device("meta"):
+            return n_params(make(scale))
+
     for _ in range(20):
         if integer and hi - lo <= 1:
             break
         mid = (lo + hi) // 2 if integer else (lo * hi) ** 0.5
-        lo, hi = (mid, hi) if n_params(make(mid)) < target else (lo, mid)
-    return min((make(lo), make(hi)), key=lambda m: abs(n_params(m) - target))
+        lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
+    return min((lo, hi), key=lambda s: abs(count(s) - target))
+
+
+def at_params(make, target: int, lo: float = 1.0, hi: float = 1024.0,
+              integer: bool = False) -> nn.Module:
+    """``make(scale)`` at :func:`scale_at_params`, so that variants of different shape
+    compare at equal parameters."""
+    return make(scale_at_params(make, target, lo, hi, integer))
 
 
 # --- SimpNet's principles (Hasanpour et al. 2018, deck 002:1115-1412) ----------------------------
@@ -358,18 +369,26 @@ def unit_net(in_chans: int, num_classes: int, unit: str = "shufflenet", groups: 
 
 
 # --- DenseNet's variants at equal parameters (Huang et al. 2017, Fig. 4) -------------------------
+def _dense(in_chans, num_classes, bottleneck, compression, layers, k) -> nn.Module:
+    from cnnlab.models.densenet import DenseNet
+
+    return DenseNet([layers] * 3, k, 2 * k if bottleneck and compression < 1 else 16,
+                    bottleneck, compression, "cifar", num_classes, in_chans)
+
+
+@cache
+def _growth_rate(in_chans, num_classes, bottleneck, compression, params, layers) -> int:
+    return scale_at_params(partial(_dense, in_chans, num_classes, bottleneck, compression,
+                                   layers), params, 1, 64, integer=True)
+
+
 def dense_net(in_chans: int, num_classes: int, bottleneck: bool = True,
               compression: float = 0.5, params: int = 60_000, layers: int = 4) -> nn.Module:
     """A three-block CIFAR-style DenseNet with ``layers`` layers per block: plain (no
     bottleneck, no compression), -B, -C or -BC; the growth rate k is chosen so that the
     parameters come closest to ``params``."""
-    from cnnlab.models.densenet import DenseNet
-
-    def make(k):
-        return DenseNet([layers] * 3, k, 2 * k if bottleneck and compression < 1 else 16,
-                        bottleneck, compression, "cifar", num_classes, in_chans)
-
-    return at_params(make, params, 1, 64, integer=True)
+    k = _growth_rate(in_chans, num_classes, bottleneck, compression, params, layers)
+    return _dense(in_chans, num_classes, bottleneck, compression, layers, k)
 
 
 # --- VGG: a deep net initialised from the shallow net A (Simonyan & Zisserman 2015, Sec. 3.1) ----

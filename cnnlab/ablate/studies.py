@@ -389,6 +389,40 @@ def densenet_efficiency() -> Ablation:
         "60K parameters")
 
 
+DENSE_FORMS = {"DenseNet": (False, 1.0), "DenseNet-B": (True, 1.0),
+               "DenseNet-C": (False, 0.5), "DenseNet-BC": (True, 0.5)}
+DENSE_SIZES = (20_000, 60_000, 180_000)
+
+
+@register_ablation("densenet_curve")
+def densenet_curve() -> Ablation:
+    """Huang et al. 2017 Fig. 4 left in kind: validation error vs parameters for the four
+    forms, each at three sizes (the growth rate k chosen for about 20K, 60K and 180K
+    parameters); DenseNet-BC should reach a given error with the fewest parameters."""
+    paper = {"DenseNet": "highest error at each size (Fig. 4 left); Table 2: 1.0 M 5.24 %, "
+                         "7.0 M 4.10 %, 27.2 M 3.74 % (C10+)",
+             "DenseNet-B": "below DenseNet (Fig. 4 left)",
+             "DenseNet-C": "below DenseNet (Fig. 4 left)",
+             "DenseNet-BC": "lowest error at each size (Fig. 4 left); Table 2: 0.8 M 4.51 %, "
+                            "15.3 M 3.62 %, 25.6 M 3.46 %"}
+
+    def name(form, size):
+        return f"{form.lower().replace('-', '_')}_{size // 1000}k"
+
+    return Ablation(
+        "densenet_curve", "DenseNet: error vs parameters for DenseNet, -B, -C, -BC",
+        "deck 003:79-199; Huang et al. 2017 Fig. 4 left, Table 2",
+        tuple(Variant(name(form, size), partial(nets.dense_net, bottleneck=b, compression=c,
+                                                params=size), paper[form], curve=form)
+              for form, (b, c) in DENSE_FORMS.items() for size in DENSE_SIZES),
+        Task(),
+        tuple(Claim(name("DenseNet-BC", size), name(other, size))
+              for size in DENSE_SIZES for other in ("DenseNet", "DenseNet-B", "DenseNet-C")),
+        "three dense blocks of 4 layers; each form's growth rate k (a whole number) is "
+        "chosen for the parameters nearest 20K, 60K and 180K, so sizes match to within "
+        "about 10 %; the plot is error vs parameters, one line per form")
+
+
 # --- VGG: initialising a deeper net from net A (deck 001:160, 002:225-287) ------------------------
 def _from_net_a(model, split, cfg):
     """VGG Sec. 3.1: train net A from the random initialisation, then copy its first convs
