@@ -199,3 +199,19 @@ def test_arms_that_name_a_curve_are_plotted_as_error_vs_parameters(tmp_path, mon
     assert core.curves(bars) == {}
     core.write_results(bars, tmp_path)
     assert drawn == ["c"] and (tmp_path / "b.png").exists()
+
+
+def test_plain_cnn_act_init_takes_each_activations_gain():
+    """relu_tanh_no_bn: without batch norm each net starts from its activation's gain,
+    std = gain / sqrt(fan-in) (√2 for ReLU, 5/3 for tanh), biases zero."""
+    torch.manual_seed(0)
+    for act, gain in (("relu", 2 ** 0.5), ("tanh", 5 / 3)):
+        m = nets.plain_cnn(1, 10, act=act, norm=False, conv="5x5", init="act")
+        convs = [x for x in m.modules() if isinstance(x, nn.Conv2d)]
+        assert len(convs) == 3  # three 5×5 convs and the classifier: four layers
+        for c in convs[1:]:
+            want = gain / c.weight[0].numel() ** 0.5
+            assert abs(c.weight.std().item() / want - 1) < 0.1, act
+            assert torch.all(c.bias == 0)
+    with pytest.raises(ValueError):
+        nets.plain_cnn(1, 10, act="elu", init="act")

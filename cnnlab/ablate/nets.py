@@ -44,13 +44,18 @@ def _pair(c: int, w: int, stride: int, norm: bool, act: str, conv: str) -> list[
 
 def plain_cnn(in_chans: int, num_classes: int, act: str = "relu", down: str = "max",
               head: str = "gap", widths=(16, 32, 64), norm: bool = True,
-              side: int = 16, conv: str = "3x3") -> nn.Module:
+              side: int = 16, conv: str = "3x3", init: str = "default") -> nn.Module:
     """conv stages (see :func:`_pair`), widths doubling; between stages a 2×2 max pool
     (``down="max"``), an overlapping 3×3/2 one (``"overlap"``, AlexNet Sec. 3.4) or the next
     stage's first conv at stride 2 (``"stride"``, All-CNN / SimpNet Table VI); ``act`` any
-    of relu/tanh/elu; ``head`` gap or fc."""
+    of relu/tanh/elu; ``head`` gap or fc. ``init``: PyTorch's default, or ``"act"``: the
+    weights N(0, gain²/fan_in) with the activation's gain (√2 for ReLU, He et al. 2015; 5/3
+    for tanh), biases zero, so that a net without batch norm keeps its signal's scale."""
     if down not in ("max", "overlap", "stride"):
         raise ValueError(f"down must be 'max', 'overlap' or 'stride', got {down!r}")
+    if init not in ("default", "act") or (init == "act" and act not in ("relu", "tanh")):
+        raise ValueError(f"init must be 'default', or 'act' with relu or tanh, got {init!r} "
+                         f"with {act!r}")
     layers, c = [], in_chans
     for i, w in enumerate(widths):
         stride = 2 if i and down == "stride" else 1
@@ -59,7 +64,14 @@ def plain_cnn(in_chans: int, num_classes: int, act: str = "relu", down: str = "m
         layers += _pair(c, w, stride, norm, act, conv)
         c = w
     spatial = side // 2 ** (len(widths) - 1)
-    return nn.Sequential(*layers, _head(c, num_classes, head, spatial))
+    model = nn.Sequential(*layers, _head(c, num_classes, head, spatial))
+    if init == "act":
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity=act)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+    return model
 
 
 class SegmentedSeparable(nn.Sequential):

@@ -57,6 +57,33 @@ def relu_tanh() -> Ablation:
         "(dead units) and barely moved with either activation at lr 0.01 in 150 steps")
 
 
+@register_ablation("relu_tanh_no_bn")
+def relu_tanh_no_bn() -> Ablation:
+    """AlexNet's Fig. 1 closer in kind than ``relu_tanh``: a four-layer net (three 5×5 convs
+    and the classifier, as cuda-convnet's CIFAR-10 net) without normalisation and without
+    regularisation; each activation starts from its own gain (He et al. 2015 for ReLU) as
+    the paper gave each net its own best learning rate."""
+    return Ablation(
+        "relu_tanh_no_bn", "ReLU vs tanh without batch norm: steps to a target error",
+        "deck 002:122-124; Krizhevsky et al. 2012 Fig. 1",
+        (Variant("relu", partial(nets.plain_cnn, act="relu", norm=False, conv="5x5",
+                                 init="act"),
+                 "25 % CIFAR-10 training error 6x sooner than tanh (Fig. 1)"),
+         Variant("tanh", partial(nets.plain_cnn, act="tanh", norm=False, conv="5x5",
+                                 init="act"),
+                 "6x more epochs to 25 % (Fig. 1)")),
+        Task(val_split=1000, lr=0.02, target_error=0.15, eval_every_iters=20,
+             schedule="constant", weight_decay=0.0),
+        (Claim("relu", "tanh"),),
+        "measure = steps until the validation error first reaches 15 % (evaluated every 20 "
+        "steps on 1,000 held-out images; 10 % was out of reach for tanh in a one-seed probe). "
+        "No batch norm, no weight decay, one learning rate (0.02, as relu_tanh). An earlier "
+        "setting (six 3x3 convs, PyTorch's default init, digits) left the ReLU net at "
+        "chance and its verdict invalid; on MNIST-300 that net's ReLU arm still stayed at "
+        "10 % accuracy after 200 steps at lr 0.01 and 0.02 (one-seed probe), its signal "
+        "shrinking through six layers at that init's gain")
+
+
 @register_ablation("gap_fc")
 def gap_fc() -> Ablation:
     return Ablation(
