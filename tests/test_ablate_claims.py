@@ -100,8 +100,31 @@ def test_net_a_initialises_the_matching_layers_of_the_deeper_net():
     for k, v in d.state_dict().items():
         assert torch.equal(v, a.state_dict()[k] if k in copied else before[k]), k
     assert d(torch.randn(2, 1, 16, 16)).shape == (2, 10)
-    std = nets.mini_vgg(1, 10, init="normal").s2c2.weight.std().item()
+    std = nets.mini_vgg(1, 10, init="normal_0.01").s2c2.weight.std().item()
     assert abs(std - 0.01) < 0.002
+
+
+def test_vgg_normal_init_keeps_the_per_layer_gains_of_vgg_d():
+    """N(0, 10⁻²) in kind: each layer's std·sqrt(fan-in) is that of the matching layer of
+    the registered VGG-D (its first seven convs, its three FC layers) at std 0.01; the first
+    conv's also carries VGG's 0-255 pixel scale."""
+    from cnnlab.models import create_model
+
+    def layers(m):
+        return [x for x in m.modules() if isinstance(x, (nn.Conv2d, nn.Linear))]
+
+    with torch.device("meta"):  # only the fan-ins are needed, not 138 M weights
+        vgg = layers(create_model("vgg_d"))
+    vgg = vgg[:7] + vgg[-3:]
+    torch.manual_seed(0)
+    ours = layers(nets.mini_vgg(1, 10, nets.VGG_D, init="normal"))
+    assert len(ours) == 10
+    for i, (o, v) in enumerate(zip(ours, vgg)):
+        gain = o.weight.std().item() * o.weight[0].numel() ** 0.5
+        want = 0.01 * v.weight[0].numel() ** 0.5 * (nets.VGG_INPUT_STD if i == 0 else 1)
+        assert abs(gain / want - 1) < 0.15, (i, gain, want)
+    with pytest.raises(ValueError):
+        nets.mini_vgg(1, 10, init="kaiming")
 
 
 def test_prepare_runs_before_training_and_a_stalled_worse_arm_can_be_the_claim():
@@ -178,3 +201,48 @@ def test_shuffle_study_has_a_g2_pair_the_paper_does_not():
     on, off = (a.variant(f"g2_{s}").build(1, 10).features.stage3[1]
                for s in ("shuffle", "noshuffle"))
     assert on.groups == off.groups == 2 and on.shuffle and not off.shuffle
+
+
+def test_arms_that_name_a_curve_are_plotted_as_error_vs_parameters(tmp_path, monkeypatch):
+    """Variant.curve groups arms into lines of error vs parameters (DenseNet Fig. 4): the
+    rows carry the curve, :func:`curves` orders each line by parameters, and the PNG is
+    drawn as lines; arms without a curve keep the bar plot."""
+    from cnnlab.ablate import core
+
+    def build(width):
+        return lambda c, n: nn.Sequential(nn.Flatten(), nn.Linear(c * 16 * 16, width),
+                                          nn.ReLU(), nn.Linear(width, n))
+
+    a = Ablation("c", "c", "c", (Variant("wide", build(8), "p", curve="mlp"),
+                                 Variant("narrow", build(2), "p", curve="mlp"),
+                                 Variant("alone", build(4), "p")), Task(), ())
+    r = run_ablation(a, seeds=1, iters=1, val_split=40, train_images=16, latency_runs=1)
+    assert [v["curve"] for v in r["variants"]] == ["mlp", "mlp", ""]
+    (line,) = core.curves(r).values()
+    assert [p for p, _, _ in line] == sorted(v["params"] for v in r["variants"][:2])
+    narrow = r["variants"][1]
+    assert line[0][1:] == (100 * (1 - narrow["acc_mean"]), 100 * narrow["acc_std"])
+    drawn = []
+    monkeypatch.setattr(core, "_plot_curves", lambda ax, res: drawn.append(res["ablation"]))
+    assert core.write_results(r, tmp_path)[1].stat().st_size > 0
+    assert drawn == ["c"]
+    bars = {**r, "ablation": "b", "variants": [{**v, "curve": ""} for v in r["variants"]]}
+    assert core.curves(bars) == {}
+    core.write_results(bars, tmp_path)
+    assert drawn == ["c"] and (tmp_path / "b.png").exists()
+
+
+def test_plain_cnn_act_init_takes_each_activations_gain():
+    """relu_tanh_no_bn: without batch norm each net starts from its activation's gain,
+    std = gain / sqrt(fan-in) (√2 for ReLU, 5/3 for tanh), biases zero."""
+    torch.manual_seed(0)
+    for act, gain in (("relu", 2 ** 0.5), ("tanh", 5 / 3)):
+        m = nets.plain_cnn(1, 10, act=act, norm=False, conv="5x5", init="act")
+        convs = [x for x in m.modules() if isinstance(x, nn.Conv2d)]
+        assert len(convs) == 3  # three 5×5 convs and the classifier: four layers
+        for c in convs[1:]:
+            want = gain / c.weight[0].numel() ** 0.5
+            assert abs(c.weight.std().item() / want - 1) < 0.1, act
+            assert torch.all(c.bias == 0)
+    with pytest.raises(ValueError):
+        nets.plain_cnn(1, 10, act="elu", init="act")

@@ -25,7 +25,9 @@ class Variant:
     """One arm of the comparison. ``build(in_chans, num_classes)`` makes a fresh module;
     ``input_size`` (C, H, W) overrides the task's (resolution ablations); ``paper`` is the
     paper's figure for this arm, as text; ``prepare`` runs on the fresh module with the
-    run's data and training settings (VGG's initialisation from net A)."""
+    run's data and training settings (VGG's initialisation from net A); arms that share a
+    ``curve`` name are one line of an error-vs-parameters plot (DenseNet's forms across
+    sizes, Huang et al. 2017 Fig. 4)."""
 
     name: str
     build: Callable[[int, int], nn.Module]
@@ -33,6 +35,7 @@ class Variant:
     input_size: tuple[int, ...] | None = None
     # ``prepare(model, split, cfg)`` before training, e.g. initialise from a trained net
     prepare: Callable | None = None
+    curve: str = ""
 
 
 @dataclass(frozen=True)
@@ -254,7 +257,8 @@ def run_ablation(ablation: Ablation, seeds: int = 3, budget_min: float | None = 
             if log:
                 log(f"{v.name} seed {seed}: acc {run['acc']:.4f}")
         summary = _summary(runs, task.target_error)
-        rows.append({"variant": v.name, "params": prof.params, "macs": prof.macs,
+        rows.append({"variant": v.name, "curve": v.curve, "params": prof.params,
+                     "macs": prof.macs,
                      "input_size": list(size), "latency_ms": latency, "paper": v.paper,
                      "runs": runs, **summary,
                      "at_chance": summary["acc_mean"] is not None
@@ -348,8 +352,51 @@ def table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def curves(result: dict) -> dict[str, list[tuple[int, float, float]]]:
+    """The arms that name a ``curve``, as ``{curve: [(params, measure mean, std), ...]}`` by
+    parameters; the measure is validation error in % (steps to the target when the ablation
+    counts steps). Empty when no arm names one."""
+    by_steps = result.get("target_error") is not None
+    out: dict[str, list[tuple[int, float, float]]] = {}
+    for r in result["variants"]:
+        if r.get("curve"):
+            mean, std = (r["steps_mean"], r["steps_std"]) if by_steps else \
+                (100 * (1 - r["acc_mean"]), 100 * r["acc_std"])
+            out.setdefault(r["curve"], []).append((r["params"], mean, std))
+    return {k: sorted(v) for k, v in out.items()}
+
+
+def _plot_curves(ax, result: dict) -> None:
+    for name, pts in curves(result).items():
+        xs, ms, ss = zip(*pts)
+        ax.errorbar(xs, ms, yerr=ss, marker="o", capsize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("steps to target error" if result.get("target_error") is not None
+                  else "validation error (%)")
+    ax.legend(fontsize=8)
+
+
+def _plot_bars(ax, result: dict) -> None:
+    by_steps = result.get("target_error") is not None
+    names = [r["variant"] for r in result["variants"]]
+    key = "steps" if by_steps else "acc"
+    scale = 1 if by_steps else 100
+    means = [scale * r[f"{key}_mean"] for r in result["variants"]]
+    stds = [scale * r[f"{key}_std"] for r in result["variants"]]
+    ax.bar(range(len(names)), means, yerr=stds, capsize=4, color="#4a7fb5")
+    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("steps to target error" if by_steps else "validation accuracy (%)")
+    if not by_steps and means:
+        lo = min(m - s for m, s in zip(means, stds))
+        ax.set_ylim(max(0, lo - 5), min(100, max(m + s for m, s in zip(means, stds)) + 2))
+
+
 def write_results(result: dict, out: Path) -> tuple[Path, Path]:
-    """``NAME.json`` and ``NAME.png`` in ``out`` (both written atomically)."""
+    """``NAME.json`` and ``NAME.png`` in ``out`` (both written atomically); the PNG is a bar
+    per arm, or error vs parameters, one line per curve, when the arms name curves."""
+    import textwrap
+
     from cnnlab.io import atomic_path
     from cnnlab.plot import _pyplot
 
@@ -358,21 +405,12 @@ def write_results(result: dict, out: Path) -> tuple[Path, Path]:
     with atomic_path(jpath) as tmp:
         tmp.write_text(json.dumps(result, indent=1) + "\n")
     plt = _pyplot()
-    by_steps = result.get("target_error") is not None
-    names = [r["variant"] for r in result["variants"]]
-    key = "steps" if by_steps else "acc"
-    scale = 1 if by_steps else 100
-    means = [scale * r[f"{key}_mean"] for r in result["variants"]]
-    stds = [scale * r[f"{key}_std"] for r in result["variants"]]
-    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(names)), 3.4), dpi=100)
-    ax.bar(range(len(names)), means, yerr=stds, capsize=4, color="#4a7fb5")
-    ax.set_xticks(range(len(names)), names, rotation=20, ha="right", fontsize=8)
-    ax.set_ylabel("steps to target error" if by_steps else "validation accuracy (%)")
-    if not by_steps and means:
-        lo = min(m - s for m, s in zip(means, stds))
-        ax.set_ylim(max(0, lo - 5), min(100, max(m + s for m, s in zip(means, stds)) + 2))
-    import textwrap
-
+    if curves(result):
+        fig, ax = plt.subplots(figsize=(5.5, 3.8), dpi=100)
+        _plot_curves(ax, result)
+    else:
+        fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(result["variants"])), 3.4), dpi=100)
+        _plot_bars(ax, result)
     ax.set_title(textwrap.fill(f"{result['title']} ({result['seeds']} seeds)", 60), fontsize=9)
     fig.tight_layout()
     with atomic_path(ppath) as tmp:

@@ -4,7 +4,7 @@ switch a paper's comparison turns. They know nothing of training."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from functools import cache
+from functools import cache, partial
 
 import torch
 from torch import nn
@@ -44,13 +44,18 @@ def _pair(c: int, w: int, stride: int, norm: bool, act: str, conv: str) -> list[
 
 def plain_cnn(in_chans: int, num_classes: int, act: str = "relu", down: str = "max",
               head: str = "gap", widths=(16, 32, 64), norm: bool = True,
-              side: int = 16, conv: str = "3x3") -> nn.Module:
+              side: int = 16, conv: str = "3x3", init: str = "default") -> nn.Module:
     """conv stages (see :func:`_pair`), widths doubling; between stages a 2×2 max pool
     (``down="max"``), an overlapping 3×3/2 one (``"overlap"``, AlexNet Sec. 3.4) or the next
     stage's first conv at stride 2 (``"stride"``, All-CNN / SimpNet Table VI); ``act`` any
-    of relu/tanh/elu; ``head`` gap or fc."""
+    of relu/tanh/elu; ``head`` gap or fc. ``init``: PyTorch's default, or ``"act"``: the
+    weights N(0, gain²/fan_in) with the activation's gain (√2 for ReLU, He et al. 2015; 5/3
+    for tanh), biases zero, so that a net without batch norm keeps its signal's scale."""
     if down not in ("max", "overlap", "stride"):
         raise ValueError(f"down must be 'max', 'overlap' or 'stride', got {down!r}")
+    if init not in ("default", "act") or (init == "act" and act not in ("relu", "tanh")):
+        raise ValueError(f"init must be 'default', or 'act' with relu or tanh, got {init!r} "
+                         f"with {act!r}")
     layers, c = [], in_chans
     for i, w in enumerate(widths):
         stride = 2 if i and down == "stride" else 1
@@ -59,7 +64,14 @@ def plain_cnn(in_chans: int, num_classes: int, act: str = "relu", down: str = "m
         layers += _pair(c, w, stride, norm, act, conv)
         c = w
     spatial = side // 2 ** (len(widths) - 1)
-    return nn.Sequential(*layers, _head(c, num_classes, head, spatial))
+    model = nn.Sequential(*layers, _head(c, num_classes, head, spatial))
+    if init == "act":
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(m.weight, nonlinearity=act)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+    return model
 
 
 class SegmentedSeparable(nn.Sequential):
@@ -214,17 +226,28 @@ def n_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def at_params(make, target: int, lo: float = 1.0, hi: float = 1024.0,
-              integer: bool = False) -> nn.Module:
-    """``make(scale)`` at the scale whose parameter count is closest to ``target`` (bisection
-    on a monotone count; whole scales only when ``integer``), so that variants of different
-    shape compare at equal parameters."""
+def scale_at_params(make, target: int, lo: float = 1.0, hi: float = 1024.0,
+                    integer: bool = False) -> float:
+    """The scale whose ``make(scale)`` has the parameter count closest to ``target``
+    (bisection on a monotone count; whole scales only when ``integer``), counted on the meta
+    device (no memory, no initialisation)."""
+    def count(scale):
+        with torch.device("meta"):
+            return n_params(make(scale))
+
     for _ in range(20):
         if integer and hi - lo <= 1:
             break
         mid = (lo + hi) // 2 if integer else (lo * hi) ** 0.5
-        lo, hi = (mid, hi) if n_params(make(mid)) < target else (lo, mid)
-    return min((make(lo), make(hi)), key=lambda m: abs(n_params(m) - target))
+        lo, hi = (mid, hi) if count(mid) < target else (lo, mid)
+    return min((lo, hi), key=lambda s: abs(count(s) - target))
+
+
+def at_params(make, target: int, lo: float = 1.0, hi: float = 1024.0,
+              integer: bool = False) -> nn.Module:
+    """``make(scale)`` at :func:`scale_at_params`, so that variants of different shape
+    compare at equal parameters."""
+    return make(scale_at_params(make, target, lo, hi, integer))
 
 
 # --- SimpNet's principles (Hasanpour et al. 2018, deck 002:1115-1412) ----------------------------
@@ -392,23 +415,53 @@ def unit_net(in_chans: int, num_classes: int, unit: str = "shufflenet", groups: 
 
 
 # --- DenseNet's variants at equal parameters (Huang et al. 2017, Fig. 4) -------------------------
+def _dense(in_chans, num_classes, bottleneck, compression, layers, k) -> nn.Module:
+    from cnnlab.models.densenet import DenseNet
+
+    return DenseNet([layers] * 3, k, 2 * k if bottleneck and compression < 1 else 16,
+                    bottleneck, compression, "cifar", num_classes, in_chans)
+
+
+@cache
+def _growth_rate(in_chans, num_classes, bottleneck, compression, params, layers) -> int:
+    return scale_at_params(partial(_dense, in_chans, num_classes, bottleneck, compression,
+                                   layers), params, 1, 64, integer=True)
+
+
 def dense_net(in_chans: int, num_classes: int, bottleneck: bool = True,
               compression: float = 0.5, params: int = 60_000, layers: int = 4) -> nn.Module:
     """A three-block CIFAR-style DenseNet with ``layers`` layers per block: plain (no
     bottleneck, no compression), -B, -C or -BC; the growth rate k is chosen so that the
     parameters come closest to ``params``."""
-    from cnnlab.models.densenet import DenseNet
-
-    def make(k):
-        return DenseNet([layers] * 3, k, 2 * k if bottleneck and compression < 1 else 16,
-                        bottleneck, compression, "cifar", num_classes, in_chans)
-
-    return at_params(make, params, 1, 64, integer=True)
+    k = _growth_rate(in_chans, num_classes, bottleneck, compression, params, layers)
+    return _dense(in_chans, num_classes, bottleneck, compression, layers, k)
 
 
 # --- VGG: a deep net initialised from the shallow net A (Simonyan & Zisserman 2015, Sec. 3.1) ----
 VGG_A = ((16,), (32,), (64, 64))               # net A in kind: one conv per stage, two last
 VGG_D = ((16, 16), (32, 32), (64, 64, 64))     # the deeper net D in kind
+# VGG's N(0, 10^-2) in kind. VGG's stage widths and FC fan-ins (Table 1: conv 64-512, FC-4096
+# after 7x7x512 at 224 px); its input is mean-subtracted 0-255 RGB (Sec. 2.1), std about 58
+# (ImageNet's per-channel std 0.229/0.224/0.225 x 255), ours standardised to std 1
+VGG_WIDTHS = (64, 128, 256, 512, 512)
+VGG_FC_FAN_IN = (7 * 7 * 512, 4096, 4096)
+VGG_INPUT_STD = 57.6
+VGG_STD = 0.01
+
+
+def vgg_std(fan_in: int, vgg_fan_in: int, first: bool = False) -> float:
+    """The std that gives a layer the per-layer gain std·sqrt(fan_in) of the matching VGG
+    layer at N(0, 10⁻²), 0.01·sqrt(vgg_fan_in); the first layer's also carries VGG's input
+    scale (its gain against a standardised input is VGG's against 0-255 pixels).
+
+    Why: with zero biases and ReLU a net is homogeneous, so its output at initialisation is
+    the input scaled by the product of its layers' gains, and how long SGD stalls before the
+    signal grows is set by that product. At our 16-64 channels 0.01 itself gives a gain of
+    0.12 (3×3×16 inputs) against VGG's 0.24-0.68 (3×3×64-512): net A's output starts at
+    std 1e-7 against VGG-A's 2e-3 (measured), and net A does not train. With the matched
+    stds net A starts at 3e-2, the deeper net at 2e-4 (VGG-A and VGG-D: 2e-3 and 4e-6; our
+    nets have 7 and 10 weight layers against 11 and 16)."""
+    return VGG_STD * (vgg_fan_in / fan_in) ** 0.5 * (VGG_INPUT_STD if first else 1.0)
 
 
 def mini_vgg(in_chans: int, num_classes: int, stages=VGG_D, init: str = "glorot",
@@ -416,31 +469,40 @@ def mini_vgg(in_chans: int, num_classes: int, stages=VGG_D, init: str = "glorot"
     """VGG in kind: 3×3 conv + ReLU (no batch norm), a 2×2 max pool after each stage, then
     FC 128 → FC 128 → FC classes with dropout 0.5. Layers are named ``s{stage}c{j}`` and
     ``fc{1,2,3}`` so that net A's layers find their places in a deeper net. ``init``:
-    ``"glorot"`` (Xavier uniform, VGG's final choice) or ``"normal"`` (N(0, 10⁻²), VGG's
-    random initialisation)."""
-    layers, c = OrderedDict(), in_chans
+    ``"glorot"`` (Xavier uniform, VGG's final choice), ``"normal"`` (VGG's random
+    initialisation N(0, 10⁻²) in kind: each layer's std set by :func:`vgg_std` so that its
+    gain equals the matching VGG layer's; layer j of stage i matches VGG-D's conv{i}_{j},
+    fc1-3 VGG's three FC layers) or ``"normal_0.01"`` (the paper's number itself, which at
+    these widths stalls even net A)."""
+    if init not in ("glorot", "normal", "normal_0.01"):
+        raise ValueError(f"init must be 'glorot', 'normal' or 'normal_0.01', got {init!r}")
+    if len(stages) > len(VGG_WIDTHS):
+        raise ValueError(f"at most {len(VGG_WIDTHS)} stages, as VGG, got {len(stages)}")
+    layers, c, vgg_c, vgg_fan = OrderedDict(), in_chans, 3, {}
     for i, widths in enumerate(stages, 1):
         for j, w in enumerate(widths, 1):
             layers[f"s{i}c{j}"] = nn.Conv2d(c, w, 3, padding=1)
             layers[f"s{i}r{j}"] = nn.ReLU(inplace=True)
-            c = w
+            vgg_fan[f"s{i}c{j}"] = 9 * vgg_c
+            c, vgg_c = w, VGG_WIDTHS[i - 1]
         layers[f"pool{i}"] = nn.MaxPool2d(2)
     spatial = side // 2 ** len(stages)
     layers["flatten"] = nn.Flatten()
     for n, (a, b) in enumerate(((c * spatial * spatial, 128), (128, 128), (128, num_classes)), 1):
         layers[f"fc{n}"] = nn.Linear(a, b)
+        vgg_fan[f"fc{n}"] = VGG_FC_FAN_IN[n - 1]
         if n < 3:
             layers[f"fc{n}r"] = nn.ReLU(inplace=True)
             layers[f"fc{n}d"] = nn.Dropout(0.5)
     model = nn.Sequential(layers)
-    for m in model.modules():
+    for name, m in model.named_children():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             if init == "glorot":
                 nn.init.xavier_uniform_(m.weight)
-            elif init == "normal":
-                nn.init.normal_(m.weight, 0.0, 0.01)
             else:
-                raise ValueError(f"init must be 'glorot' or 'normal', got {init!r}")
+                std = VGG_STD if init == "normal_0.01" else \
+                    vgg_std(m.weight[0].numel(), vgg_fan[name], first=name == "s1c1")
+                nn.init.normal_(m.weight, 0.0, std)
             nn.init.zeros_(m.bias)
     return model
 
