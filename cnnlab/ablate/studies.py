@@ -120,8 +120,8 @@ def mobilenetv2_linear() -> Ablation:
                  "linear bottleneck ~1 % top-1 above ReLU6 (Fig. 6a)"),
          Variant("relu6", partial(nets.mbv2_net, linear=False), "below linear (Fig. 6a)"),
          Variant("expansion_shortcut", partial(nets.mbv2_net, shortcut="expansion"),
-                 "shortcut between expansions: below the bottleneck shortcut (Fig. 6b, "
-                 "middle curve; Sec. 6.4)"),
+                 "below the bottleneck shortcut (Fig. 6b; Sec. 6.4: shortcuts connecting "
+                 "bottlenecks 'perform better than' those connecting the expanded layers)"),
          Variant("no_shortcut", partial(nets.mbv2_net, shortcut="none"),
                  "below the bottleneck shortcut (Fig. 6b)")),
         Task(),
