@@ -29,8 +29,14 @@ def _head(c: int, num_classes: int, kind: str = "gap", spatial: int = 1) -> nn.S
 def _pair(c: int, w: int, stride: int, norm: bool, act: str, conv: str) -> list[nn.Module]:
     """One stage's convolutions: two 3×3 (``conv="3x3"``), one 5×5 (``"5x5"``), or the 5×5
     factorised into two 3×3 with a linear (``"3x3_linear"``) or ReLU (``"3x3_relu"``) middle
-    (Szegedy et al. 2016, Sec. 3.1, Fig. 2)."""
+    (Szegedy et al. 2016, Sec. 3.1, Fig. 2); ``"3x1_1x3_linear"`` / ``"3x1_1x3_relu"``: two
+    3×3 with the second (w → w) factorised into 3×1 then 1×3, the same receptive field at
+    6w² instead of 9w² weights (Sec. 3.2, Fig. 3: 33 % cheaper)."""
     a = ACTS[act]
+    if conv in ("3x1_1x3_linear", "3x1_1x3_relu"):
+        return [ConvNormAct(c, w, 3, stride, norm=norm, act=a),
+                ConvNormAct(w, w, (3, 1), norm=norm, act=a if conv == "3x1_1x3_relu" else None),
+                ConvNormAct(w, w, (1, 3), norm=norm, act=a)]
     if conv == "3x3":
         return [ConvNormAct(c, w, 3, stride, norm=norm, act=a),
                 ConvNormAct(w, w, 3, norm=norm, act=a)]
@@ -39,7 +45,8 @@ def _pair(c: int, w: int, stride: int, norm: bool, act: str, conv: str) -> list[
     if conv in ("3x3_linear", "3x3_relu"):
         return [ConvNormAct(c, w, 3, stride, norm=norm, act=a if conv == "3x3_relu" else None),
                 ConvNormAct(w, w, 3, norm=norm, act=a)]
-    raise ValueError(f"conv must be 3x3, 5x5, 3x3_linear or 3x3_relu, got {conv!r}")
+    raise ValueError(f"conv must be 3x3, 5x5, 3x3_linear, 3x3_relu, 3x1_1x3_linear or "
+                     f"3x1_1x3_relu, got {conv!r}")
 
 
 def plain_cnn(in_chans: int, num_classes: int, act: str = "relu", down: str = "max",
@@ -108,21 +115,62 @@ def segment_net(in_chans: int, num_classes: int, segments: int | str = "C",
     return nn.Sequential(*layers, _head(c, num_classes))
 
 
+class ExpansionShortcut(nn.Module):
+    """Fig. 6b's "shortcut between expansions" (Sandler et al. 2018): the residual joins two
+    expanded tensors, around depthwise → linear projection → the next 1×1 expansion (the
+    classical wide-narrow-wide residual), instead of joining the bottlenecks."""
+
+    def __init__(self, dw: nn.Module, project: nn.Module, expand: nn.Module):
+        super().__init__()
+        self.dw, self.project, self.expand = dw, project, expand
+
+    def forward(self, x):
+        return x + self.expand(self.project(self.dw(x)))
+
+
+SHORTCUTS = ("bottleneck", "expansion", "none")
+
+
 def mbv2_net(in_chans: int, num_classes: int, linear: bool = True,
-             shortcut: bool = True) -> nn.Module:
+             shortcut: str = "bottleneck") -> nn.Module:
     """A small MobileNetV2 (Sandler et al. 2018, Table 2 in kind): stem, inverted residuals
-    (t = 6), 1×1 to 128, pool, linear. ``linear=False`` puts ReLU6 after each projection
-    (Fig. 6a's non-linear bottleneck); ``shortcut=False`` drops the residuals (Fig. 6b)."""
+    (t = 6), 1×1 to 6 × 32 = 192 (the last expansion), pool, linear. ``linear=False`` puts
+    ReLU6 after each projection (Fig. 6a's non-linear bottleneck); ``shortcut`` (Fig. 6b):
+    ``"bottleneck"`` (MobileNetV2's), ``"expansion"`` (the same layers, each residual moved
+    to join the expanded tensors: :class:`ExpansionShortcut`; the t = 1 block, which has no
+    expansion, keeps its own) or ``"none"``."""
+    if shortcut not in SHORTCUTS:
+        raise ValueError(f"shortcut must be one of {', '.join(SHORTCUTS)}, got {shortcut!r}")
     cfg = [(16, 1, 1), (24, 2, 6), (24, 1, 6), (32, 2, 6), (32, 1, 6)]
-    layers, c = [ConvNormAct(in_chans, 16, 3, act=nn.ReLU6)], 16
+    stem, blocks, c = ConvNormAct(in_chans, 16, 3, act=nn.ReLU6), [], 16
     for out, stride, t in cfg:
-        block = InvertedResidual(c, out, stride, t, skip=shortcut)
+        block = InvertedResidual(c, out, stride, t, skip=shortcut != "none")
         if not linear:
             block.project = ConvNormAct(block.hidden_chs, out, 1, act=nn.ReLU6)
-        layers.append(block)
+        blocks.append(block)
         c = out
-    layers.append(ConvNormAct(c, 128, 1, act=nn.ReLU6))
-    return nn.Sequential(*layers, _head(128, num_classes))
+    last = ConvNormAct(c, 6 * c, 1, act=nn.ReLU6)
+    body = _expansion_shortcuts(blocks, last) if shortcut == "expansion" else [*blocks, last]
+    return nn.Sequential(stem, *body, _head(6 * c, num_classes))
+
+
+def _expansion_shortcuts(blocks: list[InvertedResidual], last: nn.Module) -> list[nn.Module]:
+    """The blocks' layers regrouped between expansions: [expand₁] [dw₁ project₁ expand₂]
+    [dw₂ project₂ expand₃] ... [dwₙ projectₙ last], each group with a residual where its
+    block had one."""
+    layers = [] if isinstance(blocks[0].expand, nn.Identity) else [blocks[0].expand]
+    nexts = [b.expand for b in blocks[1:]] + [last]
+    for b, nxt in zip(blocks, nexts):
+        if isinstance(b.expand, nn.Identity):  # t = 1: the wide tensor is the bottleneck
+            layers += [b, nxt]
+        elif b.has_skip:
+            if nxt.out_channels != b.hidden_chs:
+                raise ValueError("a shortcut between expansions needs the next expansion "
+                                 f"at {b.hidden_chs} channels, got {nxt.out_channels}")
+            layers.append(ExpansionShortcut(b.dw, b.project, nxt))
+        else:
+            layers += [b.dw, b.project, nxt]
+    return layers
 
 
 def shuffle_net(in_chans: int, num_classes: int, groups: int = 3, shuffle: bool = True,

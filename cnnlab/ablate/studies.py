@@ -146,10 +146,17 @@ def mobilenetv2_linear() -> Ablation:
         (Variant("linear", partial(nets.mbv2_net, linear=True),
                  "linear bottleneck ~1 % top-1 above ReLU6 (Fig. 6a)"),
          Variant("relu6", partial(nets.mbv2_net, linear=False), "below linear (Fig. 6a)"),
-         Variant("no_shortcut", partial(nets.mbv2_net, shortcut=False),
+         Variant("expansion_shortcut", partial(nets.mbv2_net, shortcut="expansion"),
+                 "below the bottleneck shortcut (Fig. 6b; Sec. 6.4: shortcuts connecting "
+                 "bottlenecks 'perform better than' those connecting the expanded layers)"),
+         Variant("no_shortcut", partial(nets.mbv2_net, shortcut="none"),
                  "below the bottleneck shortcut (Fig. 6b)")),
         Task(),
-        (Claim("linear", "relu6"), Claim("linear", "no_shortcut")))
+        (Claim("linear", "relu6"), Claim("linear", "no_shortcut"),
+         Claim("linear", "expansion_shortcut")),
+        "the 'linear' arm has MobileNetV2's shortcuts between bottlenecks; "
+        "expansion_shortcut moves each residual to join the expanded tensors (dw, "
+        "project and the next 1x1 expansion inside it): same layers, same parameters")
 
 
 @register_ablation("shufflenet_shuffle")
@@ -248,6 +255,26 @@ def factorisation() -> Ablation:
         (Claim("3x3_relu", "3x3_linear"),),
         "the tested claim is ReLU vs linear between the two 3x3; the 5x5 stage is one conv "
         "(c->w) against the factorised stage's two (c->w, w->w), so costs are not 18/25 here")
+
+
+@register_ablation("asymmetric_factorisation")
+def asymmetric_factorisation() -> Ablation:
+    return Ablation(
+        "asymmetric_factorisation", "Inception v3: 3x3 vs 3x1 then 1x3, linear vs ReLU between",
+        "deck 002:616-666; Szegedy et al. 2016 (Inception v3) Sec. 3.1-3.2, Figs. 3, 6-7",
+        (Variant("3x3", partial(nets.plain_cnn, conv="3x3"),
+                 "the unfactorised 3x3: 9 w^2 weights (deck: 900 at 10 channels)"),
+         Variant("3x1_1x3_relu", partial(nets.plain_cnn, conv="3x1_1x3_relu"),
+                 "the same receptive field, 33 % cheaper (Sec. 3.2; deck: 600); ReLU "
+                 "between: 'always' better than linear (Sec. 3.1)"),
+         Variant("3x1_1x3_linear", partial(nets.plain_cnn, conv="3x1_1x3_linear"),
+                 "linear between: 'always inferior' (Sec. 3.1; Fig. 2: 76.2 vs 77.2 % "
+                 "for 5x5 -> two 3x3)")),
+        Task(),
+        (Claim("3x1_1x3_relu", "3x1_1x3_linear"),),
+        "each stage's second 3x3 (w -> w) is factorised; the first (c -> w) stays 3x3 in every "
+        "arm. The paper finds the asymmetric form weak in early layers and good on 12-20 "
+        "grids; here the grids are 16, 8 and 4")
 
 
 @register_ablation("dwsc_full")
