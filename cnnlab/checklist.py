@@ -87,6 +87,19 @@ def builder_arg(name: str, arg: str) -> Check:
     return check
 
 
+def ablation(name: str, *arms: str) -> Check:
+    """The ``cnnlab ablate`` study ``name`` is registered, with these arms."""
+    def check():
+        from cnnlab.ablate import get_ablation, list_ablations
+
+        if name not in list_ablations():
+            return f"no ablation {name}"
+        have = {v.name for v in get_ablation(name).variants}
+        missing = [a for a in arms if a not in have]
+        return f"ablation {name} has no arm {', '.join(missing)}" if missing else None
+    return check
+
+
 @dataclass(frozen=True)
 class Evidence:
     status: str
@@ -178,6 +191,36 @@ EVIDENCE: dict[str, Evidence] = {
                  model("nasnet_a_7_1920")),
     "003-40": _e("PARTIAL", "SSD/SSDLite heads attach to any backbone with feature maps; no "
                  "Faster R-CNN, no COCO", code("cnnlab.detect:build_ssd")),
+    # issue 20 (the claims lab): rows an ablation re-runs at CPU scale (MNIST-300, 3 seeds;
+    # verdicts and the paper's figures in experiments/README.md)
+    **{row: _e("DONE", f"cnnlab ablate {name} ({', '.join(arms)}; 3 seeds, "
+               "experiments/README.md)", ablation(name, *arms))
+       for row, name, arms in (
+           ("000-13", "squeezenet_bypass", ("none", "simple", "complex")),
+           ("000-15", "xception_segments", ("segments=1", "segments=4", "segments=C")),
+           ("001-11", "vgg_init", ("net_a", "from_net_a", "normal", "glorot")),
+           ("001-27", "degradation", ("plain20", "plain56", "resnet20", "resnet56")),
+           ("001-41", "mobilenetv2_linear", ("linear", "relu6")),
+           ("001-42", "mobilenetv2_linear", ("linear", "expansion_shortcut", "no_shortcut")),
+           ("002-06", "relu_tanh", ("relu", "tanh")),
+           ("002-17", "vgg_init", ("net_a", "from_net_a")),
+           ("002-24", "gap_fc", ("gap", "fc")),
+           ("002-34", "factorisation", ("3x3_relu", "3x3_linear")),
+           ("002-36", "asymmetric_factorisation", ("3x3", "3x1_1x3_relu", "3x1_1x3_linear")),
+           ("002-37", "grid_reduction", ("pool_first", "conv_first", "efficient")),
+           ("002-39", "degradation", ("plain20", "plain56")),
+           ("002-56", "simpnet_depth", ("8_layers", "10_layers", "13_layers")),
+           ("002-59", "simpnet_kernel", ("3x3", "5x5", "7x7")),
+           ("002-60", "simpnet_delayed_pool", ("early_L3", "default_L5", "delayed_L7")),
+           ("002-61", "strided_pool", ("maxpool", "strided")),
+           ("002-63", "simpnet_balanced", ("balanced", "wide_end")),
+           ("002-67", "simpnet_saf", ("saf", "plain_pool")),
+           ("003-05", "densenet_curve", ("densenet_20k", "densenet_bc_180k")),
+           ("003-19", "shufflenet_units", ("shufflenet", "vgg_like", "resnet", "xception_like",
+                                           "resnext")),
+       )},
+    "002-68": _e("DONE", "cnnlab ablate --seeds N: every arm over N seeds, mean ± std and a "
+                 "verdict against the seed spread", code("cnnlab.ablate.core:verdicts")),
 }
 
 
