@@ -88,3 +88,16 @@ def test_qat_trains_with_the_trainer_and_int8_follows_the_fake_quantized_model()
     assert any(type(m).__module__.startswith("torch.ao.nn.quantized")
                for m in q.model.modules())
     assert (fake == real).float().mean() > 0.9  # int8 computes what training saw
+
+
+def test_qat_under_mixed_precision_is_refused_before_a_run_folder_is_made(tmp_path):
+    from cnnlab.deploy.quant import prepare
+    from cnnlab.train import train
+
+    split = load_dataset("digits", val_split=200)
+    prepared, _, _ = prepare(tiny(), split.val.normalize(split.val.x)[:1], qat=True)
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match="quantization-aware"):
+        train(prepared, split, TrainConfig(iters=2, batch_size=64, amp="bf16", device="cpu",
+                                           out_dir=str(out)), progress=False)
+    assert not out.exists()

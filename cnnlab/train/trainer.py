@@ -326,6 +326,7 @@ def _environment(cfg: TrainConfig, split: DataSplit) -> tuple[torch.device, Dist
 
 def _setup(model, split, cfg, loss_fn, meta, log) -> _Run:
     device, env = _environment(cfg, split)
+    dtype = amp_dtype(cfg, device, model)  # a refusal here leaves no run folder behind
     out_dir = Path(cfg.out_dir) if cfg.out_dir else None
     if out_dir is not None and env.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -345,7 +346,6 @@ def _setup(model, split, cfg, loss_fn, meta, log) -> _Run:
         raise ValueError(f"batch size {cfg.batch_size} is larger than the {len(split.train)} "
                          "training images")
     total = cfg.iters or max(1, math.ceil(cfg.epochs * spe))
-    dtype = amp_dtype(cfg, device, raw)
     loss_fn = loss_fn or cross_entropy(cfg.label_smoothing, cfg.aux_weight)
     return _Run(cfg=cfg, split=split, env=env, device=device, raw=raw, net=raw, loader=loader,
                 optimizer=build_optimizer(raw, cfg), sched=Schedule(cfg, spe, total),
