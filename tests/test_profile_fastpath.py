@@ -110,3 +110,20 @@ def test_forward_wrappers_are_removed_after_the_pass_and_after_an_error():
     assert "forward" not in model.__dict__ and "forward" not in model[0].__dict__
     assert model[1].__dict__["forward"] is own
     assert torch.equal(model(torch.ones(1, 1, 3, 3)), model[0](torch.ones(1, 1, 3, 3)))
+
+
+@pytest.mark.parametrize("args, kwargs, name", [
+    ((), {}, "relu"), ((True,), {}, "relu"), ((), {"inplace": True}, "relu"),
+    ((False,), {}, "relu"), ((), {}, "relu_")])
+def test_relu_rule_makes_the_general_elementwise_row(args, kwargs, name):
+    from cnnlab.profile import ops
+    from cnnlab.profile.counter import ShapeCounter
+
+    x = torch.empty(2, 3, 4, 4, device="meta")
+    rows, outs = [], []
+    for rule in (ops._relu, ops._elementwise):
+        c = ShapeCounter(nn.Identity())
+        outs.append(rule(c, name, (x, *args), dict(kwargs)))
+        rows.append(dataclasses.astuple(c.rows[0]))
+    assert rows[0] == rows[1]
+    assert (outs[0] is x) == (outs[1] is x) and outs[0].shape == outs[1].shape
