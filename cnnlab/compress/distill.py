@@ -21,6 +21,7 @@ called without inputs (validation) it is the student's plain cross-entropy at T 
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import torch
@@ -40,7 +41,7 @@ def soft_cross_entropy(p: torch.Tensor, z: torch.Tensor, T: float = 1.0) -> torc
 
 def _follow(module: nn.Module, device: torch.device) -> None:
     """Put a teacher where the student's batches are: the trainer moves only the student."""
-    t = next(iter([*module.parameters(), *module.buffers()]), None)
+    t = next(itertools.chain(module.parameters(), module.buffers()), None)  # every step
     if t is not None and t.device != device:
         module.to(device)
 

@@ -177,7 +177,8 @@ class Pruner:
                 continue
             thr = self.threshold(ly.label, targets[ly.label])
             w = ly.module.weight
-            self.masks[ly.label] = self.mask(ly.label, w).bool() & (w.abs() > thr)
+            keep = w.abs() > thr
+            self.masks[ly.label] = self.mask(ly.label, keep) & keep
             out[ly.label] = thr
         self.apply()
         return out
