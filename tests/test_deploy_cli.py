@@ -33,6 +33,17 @@ def test_bench_table(capsys):
     assert code == 0 and "images/s" in out and "torch+fuse_bn" in out
 
 
+def test_bench_int8_table_is_not_buried_under_torch_notices(capsys):
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UserWarning)  # shown to users by default
+        code, out, _ = run(capsys, "bench", "lenet5_caffe", "--int8", "--runs", "1",
+                           "--warmup", "0")
+    assert code == 0 and "torch+int8" in out
+    assert not [w for w in caught if issubclass(w.category, UserWarning)]
+
+
 def test_summary_energy_of_a_model_and_of_a_dcz(capsys, tmp_path):
     code, out, _ = run(capsys, "summary", "lenet5_caffe", "--energy", "--json")
     d = json.loads(out)

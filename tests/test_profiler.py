@@ -4,6 +4,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import torch.nn.utils.prune as prune
 
 from cnnlab import profile
 from cnnlab.profile import formulas
@@ -114,8 +115,24 @@ def test_peak_activation_and_model_size():
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 2, 1))
     p = profile(net, (1, 8, 8))
     assert p.peak_activation_bytes == (4 * 64 + 2 * 64) * 4  # the second conv: in + out
+    assert p.peak_activation() == p.peak_activation_bytes  # the total and the view agree
     assert p.model_size(32) == p.params * 4
     assert p.model_size(8) == p.params
+
+
+@pytest.mark.filterwarnings("ignore:.*weight_norm.*:FutureWarning")
+def test_pruned_and_weight_normed_layers_read_their_computed_weight():
+    """torch's pruning and weight norm keep the weight as a plain attribute, made by a
+    pre-hook: the conv row must see it (not a missing parameter), the hook's op row too."""
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.Conv2d(4, 2, 1)).eval()
+    plain = profile(net, (3, 8, 8))
+    prune.l1_unstructured(net[0], "weight", 0.5)
+    torch.nn.utils.weight_norm(net[2])
+    p = profile(net, (3, 8, 8))
+    convs = [r for r in p.rows if r.op == "conv2d"]
+    assert [r.macs for r in convs] == [r.macs for r in plain.rows if r.op == "conv2d"]
+    assert p.params == plain.params + 2  # weight norm's g (2 output channels) is new
+    assert [r.op for r in p.rows][:2] == ["mul", "conv2d"]  # the mask applied, then the conv
 
 
 def test_peak_activation_treats_a_block_as_one_op():

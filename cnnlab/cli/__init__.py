@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import warnings
 
 from cnnlab.cli.common import CliError, Parser, parse_sets, parse_size
 
@@ -33,10 +34,19 @@ def build_parser() -> Parser:
     return parser
 
 
+# PyTorch's notices about its own torch.ao quantization API, raised on every int8 model:
+# nothing a user of the command can act on, and they bury the table (the library leaves them)
+TORCH_NOTICES = [r"Please use quant_min and quant_max to specify the range",
+                 r"torch\.quantize_per_tensor, torch\.quantize_per_channel and other"]
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(sys.argv[1:] if argv is None else argv)
-        return args.func(args)
+        with warnings.catch_warnings():
+            for notice in TORCH_NOTICES:
+                warnings.filterwarnings("ignore", message=notice, category=UserWarning)
+            return args.func(args)
     except (CliError, ValueError, OSError) as e:
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         print(f"cnnlab: error: {msg}", file=sys.stderr)

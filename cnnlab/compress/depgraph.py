@@ -572,7 +572,6 @@ def trace(model: nn.Module, input_size: tuple[int, ...]) -> DependencyGraph:
     so the pruned model still trains."""
     was_training = model.training
     tracer = GraphTracer(model)
-    n_params = len({id(p) for p in model.parameters()})
     try:
         for mode in (False, True):
             model.train(mode)
@@ -584,7 +583,7 @@ def trace(model: nn.Module, input_size: tuple[int, ...]) -> DependencyGraph:
                 tracer.fix(tracer.label(t))
             if not mode:
                 n_ops, n_rows = len(tracer.ops), len(tracer.rows)
-            if len(tracer._seen_params) == n_params:
+            if tracer.all_params_used():
                 break
     finally:
         model.train(was_training)

@@ -60,7 +60,7 @@ class ShapeCounter(TorchFunctionMode):
         self.parameters = list({id(p): p for _, m in self.modules_by_name
                                 for p in m._parameters.values() if p is not None}.values())
         self._params = {id(p) for p in self.parameters}
-        self._seen_params: set[int] = set()
+        self._unseen = {id(p): p.numel() for p in self.parameters}  # not yet used by an op
         self._stack: list[str] = [""]
 
     # --- module attribution -------------------------------------------------------------
@@ -70,29 +70,31 @@ class ShapeCounter(TorchFunctionMode):
         self._saved = []
         # a plain torch layer (its exact class: not a subclass, nor a parametrized one) is
         # answered directly, unless a tracer built on this one watches every op
-        direct = type(self).__torch_function__ is ShapeCounter.__torch_function__
+        rules = MODULE_RULES if type(self).__torch_function__ is \
+            ShapeCounter.__torch_function__ else {}
+        saved, scoped = self._saved, self._scoped
         for name, m in self.modules_by_name:
             d = m.__dict__
             own = d.get("forward")
-            self._saved.append((m, own))
-            rule = MODULE_RULES.get(type(m)) if direct else None
-            d["forward"] = self._scoped(name, m, own or m.forward, rule)
+            saved.append((d, own))
+            d["forward"] = scoped(name, m, own or m.forward, rules.get(type(m)))
         return super().__enter__()
 
     def __exit__(self, *exc):
-        for m, own in self._saved:
+        for d, own in self._saved:
             if own is None:
-                m.__dict__.pop("forward", None)
+                d.pop("forward", None)
             else:
-                m.__dict__["forward"] = own
+                d["forward"] = own
         return super().__exit__(*exc)
 
     def _scoped(self, name: str, module: nn.Module, forward, rule):
-        stack, io, kind = self._stack, self.module_io, type(module).__name__
+        stack, io, kind, rows = self._stack, self.module_io, type(module).__name__, self.rows
 
         def forward_in_scope(*args, **kwargs):
             if rule is not None and len(args) == 1 and not kwargs:
                 x = args[0]
+                before = len(rows)
                 with torch._C.DisableTorchFunction():  # as inside __torch_function__
                     stack.append(name)
                     try:
@@ -102,7 +104,11 @@ class ShapeCounter(TorchFunctionMode):
                     finally:
                         stack.pop()
                     if out is not None:  # the plain layer answered: no forward, one block
-                        io[name] = (kind, _elems(x), _elems(out))
+                        if len(rows) == before + 1:  # its one row has the elements already
+                            row = rows[-1]
+                            io[name] = (kind, row.input_elems, row.output_elems)
+                        else:
+                            io[name] = (kind, _elems(x), _elems(out))
                         return out
             stack.append(name)
             try:
@@ -118,13 +124,14 @@ class ShapeCounter(TorchFunctionMode):
     # --- ops -------------------------------------------------------------------------------
     def new_params(self, *tensors) -> int:
         """Elements of the parameters among ``tensors`` not counted before."""
-        n = 0
-        for t in tensors:
-            if isinstance(t, torch.Tensor) and id(t) in self._params:
-                if id(t) not in self._seen_params:
-                    self._seen_params.add(id(t))
-                    n += t.numel()
+        unseen, n = self._unseen, 0
+        for t in tensors:  # a live object's id is no other live object's: ints, None miss
+            n += unseen.pop(id(t), 0)
         return n
+
+    def all_params_used(self) -> bool:
+        """Whether every parameter has been read by some op so far."""
+        return not self._unseen
 
     def is_param(self, t) -> bool:
         return id(t) in self._params
@@ -209,8 +216,10 @@ def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
             continue
         seen.add(id(m))
         out.append((name, m))
-        prefix = name + "." if name else ""
-        todo.extend(reversed([(prefix + k, c) for k, c in m._modules.items() if c is not None]))
+        children = m._modules
+        if children:  # most modules are leaves: no prefix, no list for them
+            prefix = name + "." if name else ""
+            todo.extend(reversed([(prefix + k, c) for k, c in children.items() if c is not None]))
     return out
 
 

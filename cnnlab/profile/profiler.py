@@ -182,7 +182,13 @@ class Profile:
 
 def _count_params(params) -> tuple[int, int]:
     """Elements of ``params`` (distinct tensors), all and trainable."""
-    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)
+    total = trainable = 0
+    for p in params:
+        n = p.numel()
+        total += n
+        if p.requires_grad:
+            trainable += n
+    return total, trainable
 
 
 def profile(
@@ -251,19 +257,22 @@ def _count(model, input_size, batch_size, model_kwargs) -> tuple[Profile, nn.Mod
 
     rows = counter.rows
     other: dict[str, int] = defaultdict(int)
-    for r in rows:
+    macs = access = act_bytes = peak = 0
+    for r in rows:  # every total in one pass (a profile's rows number in the hundreds)
         if r.other_ops:
             other[r.kind] += r.other_ops
+        macs += r.macs
+        access += r.memory_access
+        act_bytes += r.output_elems * r.elem_size
+        peak = max(peak, r.input_elems + r.output_elems)
     total, trainable = _count_params(counter.parameters)
     prof = Profile(
         model=name, input_size=input_size, params=total, trainable_params=trainable,
-        macs=sum(r.macs for r in rows), other_ops=dict(other),
-        memory_access=sum(r.memory_access for r in rows),
-        activation_bytes=sum(r.output_elems * r.elem_size for r in rows),
-        peak_activation_bytes=0, rows=rows, module_io=counter.module_io,
-        batch_size=batch_size,
+        macs=macs, other_ops=dict(other), memory_access=access, activation_bytes=act_bytes,
+        # Profile.peak_activation() with no block treated as one op
+        peak_activation_bytes=peak * (rows[0].elem_size if rows else 4), rows=rows,
+        module_io=counter.module_io, batch_size=batch_size,
     )
-    prof.peak_activation_bytes = prof.peak_activation()
     return prof, model
 
 
