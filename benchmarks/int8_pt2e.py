@@ -30,6 +30,7 @@ torch 2.13.0+cpu in a separate venv):
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import time
 import warnings
@@ -60,12 +61,14 @@ def pt2e_int8(model, example, calib_images):
 
 
 def compiled(model, example, cpp_wrapper=False):
-    """``torch.compile``d ``model`` and the seconds its first call (the compilation) took."""
+    """``torch.compile``d copy of ``model`` and the seconds its first call (the compilation)
+    took. A copy: compiling the same module object twice would reuse dynamo's first graph
+    (inductor settings are not part of its guards)."""
     import torch._inductor.config as inductor_config
 
     # config.patch, not torch.compile(options=...): with options={"freezing": True} the int8
     # graph fails (torch 2.13: UnsupportedOperatorException: onednn.qconv_prepack.default)
-    fn = torch.compile(model)
+    fn = torch.compile(copy.deepcopy(model))
     t0 = time.perf_counter()
     with torch.no_grad(), inductor_config.patch(freezing=True, cpp_wrapper=cpp_wrapper):
         fn(example)
@@ -73,20 +76,20 @@ def compiled(model, example, cpp_wrapper=False):
 
 
 def contenders(fp32, example, calib_images, fx_calib):
-    """Name -> (callable model, seconds to build it)."""
-    out = {"fp32 eager": (fp32, 0.0)}
-    out["fp32 compiled"] = compiled(fp32, example)
-    out["fp32 compiled cpp"] = compiled(fp32, example, cpp_wrapper=True)
+    """Name -> (callable model, seconds to quantize, seconds to compile)."""
+    out = {"fp32 eager": (fp32, 0.0, 0.0)}
+    for name, cpp in (("fp32 compiled", False), ("fp32 compiled cpp", True)):
+        fn, t = compiled(fp32, example, cpp)
+        out[name] = (fn, 0.0, t)
     t0 = time.perf_counter()
     fx = quantize_ptq(fp32, fx_calib).model
-    out["int8 FX"] = (fx, time.perf_counter() - t0)
+    out["int8 FX"] = (fx, time.perf_counter() - t0, 0.0)
     t0 = time.perf_counter()
     q = pt2e_int8(fp32, example, calib_images)
     t_quant = time.perf_counter() - t0
-    fn, t = compiled(q, example)
-    out["int8 PT2E"] = (fn, t_quant + t)
-    fn, t = compiled(q, example, cpp_wrapper=True)
-    out["int8 PT2E cpp"] = (fn, t_quant + t)
+    for name, cpp in (("int8 PT2E", False), ("int8 PT2E cpp", True)):
+        fn, t = compiled(q, example, cpp)
+        out[name] = (fn, t_quant, t)
     return out
 
 
@@ -97,8 +100,8 @@ def time_all(models, example, runs):
                 m(example)
         return f
 
-    t = alternate({k: run(m) for k, (m, _) in models.items()}, warmup=5, runs=runs)
-    return {k: 1000 * summarize(v)[0] for k, v in t.items()}
+    t = alternate({k: run(m) for k, (m, *_) in models.items()}, warmup=5, runs=runs)
+    return {k: summarize(v)[0] for k, v in t.items()}
 
 
 def top1_batch1(model, data):
@@ -114,10 +117,12 @@ def table(title, ms, secs, acc=None):
     base, comp = ms["fp32 eager"], ms["fp32 compiled"]
     print(f"\n{title}")
     print(f"{'contender':18} {'ms':>7} {'vs fp32 eager':>13} {'vs fp32 compiled':>16} "
-          f"{'build s':>8}" + (f" {'top1':>6}" if acc else ""))
+          f"{'quant s':>8} {'compile s':>9}" + (f" {'top1':>6}" if acc else ""))
     for k, v in ms.items():
         a = f" {acc[k]:6.2f}" if acc and k in acc else (f" {'':>6}" if acc else "")
-        print(f"{k:18} {v:7.2f} {base / v:12.2f}x {comp / v:15.2f}x {secs[k]:8.1f}{a}")
+        quant_s, compile_s = secs[k]
+        print(f"{k:18} {v:7.2f} {base / v:12.2f}x {comp / v:15.2f}x {quant_s:8.1f} "
+              f"{compile_s:9.1f}{a}")
 
 
 def main():
@@ -153,7 +158,7 @@ def main():
            "int8 PT2E": top1_batch1(models["int8 PT2E"][0], split.val)}
     ms = time_all(models, example, args.runs)
     table(f"resnet20 1x28x28, trained {args.epochs} epochs, batch 1, 1 thread, median of "
-          f"{args.runs}", ms, {k: s for k, (_, s) in models.items()}, acc)
+          f"{args.runs}", ms, {k: s for k, (_, *s) in models.items()}, acc)
 
     if not args.no_resnet18:
         torch.manual_seed(0)
@@ -163,7 +168,7 @@ def main():
         models = contenders(r18, x, imgs, [imgs])
         ms = time_all(models, x, max(10, args.runs // 3))
         table(f"resnet18 3x224x224, random weights, batch 1, 1 thread, median of "
-              f"{max(10, args.runs // 3)}", ms, {k: s for k, (_, s) in models.items()})
+              f"{max(10, args.runs // 3)}", ms, {k: s for k, (_, *s) in models.items()})
 
 
 if __name__ == "__main__":
