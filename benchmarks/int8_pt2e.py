@@ -24,7 +24,7 @@ Needs ``torchao`` (not a cnnlab dependency; tried with torchao 0.18.0, ``--no-de
 torch 2.13.0+cpu in a separate venv):
 
     PYTHONPATH=. /work/ao-venv/bin/python benchmarks/int8_pt2e.py [--epochs 2] [--runs 30] \
-        [--weights r20.pt]
+        [--clock cpu] [--weights r20.pt]
 """
 
 from __future__ import annotations
@@ -93,14 +93,15 @@ def contenders(fp32, example, calib_images, fx_calib):
     return out
 
 
-def time_all(models, example, runs):
+def time_all(models, example, runs, clock=time.perf_counter):
     def run(m):
         def f():
             with torch.no_grad():
                 m(example)
         return f
 
-    t = alternate({k: run(m) for k, (m, *_) in models.items()}, warmup=5, runs=runs)
+    t = alternate({k: run(m) for k, (m, *_) in models.items()}, warmup=5, runs=runs,
+                  clock=clock)
     return {k: summarize(v)[0] for k, v in t.items()}
 
 
@@ -114,15 +115,16 @@ def top1_batch1(model, data):
 
 
 def table(title, ms, secs, acc=None):
-    base, comp = ms["fp32 eager"], ms["fp32 compiled"]
+    base, comp, cpp = ms["fp32 eager"], ms["fp32 compiled"], ms["fp32 compiled cpp"]
     print(f"\n{title}")
     print(f"{'contender':18} {'ms':>7} {'vs fp32 eager':>13} {'vs fp32 compiled':>16} "
+          f"{'vs fp32 cpp':>11} "
           f"{'quant s':>8} {'compile s':>9}" + (f" {'top1':>6}" if acc else ""))
     for k, v in ms.items():
         a = f" {acc[k]:6.2f}" if acc and k in acc else (f" {'':>6}" if acc else "")
         quant_s, compile_s = secs[k]
-        print(f"{k:18} {v:7.2f} {base / v:12.2f}x {comp / v:15.2f}x {quant_s:8.1f} "
-              f"{compile_s:9.1f}{a}")
+        print(f"{k:18} {v:7.2f} {base / v:12.2f}x {comp / v:15.2f}x {cpp / v:10.2f}x "
+              f"{quant_s:8.1f} {compile_s:9.1f}{a}")
 
 
 def main():
@@ -131,6 +133,8 @@ def main():
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--calib", type=int, default=512, help="real calibration images")
     ap.add_argument("--no-resnet18", action="store_true")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="cpu: this process's CPU time (leaves out a crowded machine's waits)")
     ap.add_argument("--weights", help="trained ResNet-20 state: loaded if present, else saved")
     args = ap.parse_args()
     torch.set_num_threads(1)
@@ -156,9 +160,10 @@ def main():
     acc = {"fp32 eager": evaluate(fp32, split)["top1"],
            "int8 FX": evaluate(models["int8 FX"][0], split)["top1"],
            "int8 PT2E": top1_batch1(models["int8 PT2E"][0], split.val)}
-    ms = time_all(models, example, args.runs)
+    clock = time.process_time if args.clock == "cpu" else time.perf_counter
+    ms = time_all(models, example, args.runs, clock)
     table(f"resnet20 1x28x28, trained {args.epochs} epochs, batch 1, 1 thread, median of "
-          f"{args.runs}", ms, {k: s for k, (_, *s) in models.items()}, acc)
+          f"{args.runs}, {args.clock} clock", ms, {k: s for k, (_, *s) in models.items()}, acc)
 
     if not args.no_resnet18:
         torch.manual_seed(0)
@@ -166,9 +171,10 @@ def main():
         x = torch.randn(1, 3, 224, 224)
         imgs = torch.randn(4, 3, 224, 224)
         models = contenders(r18, x, imgs, [imgs])
-        ms = time_all(models, x, max(10, args.runs // 3))
+        ms = time_all(models, x, max(10, args.runs // 3), clock)
         table(f"resnet18 3x224x224, random weights, batch 1, 1 thread, median of "
-              f"{max(10, args.runs // 3)}", ms, {k: s for k, (_, *s) in models.items()})
+              f"{max(10, args.runs // 3)}, {args.clock} clock", ms,
+              {k: s for k, (_, *s) in models.items()})
 
 
 if __name__ == "__main__":
