@@ -23,7 +23,8 @@ PT2E. ResNet-18 at 3x224x224 (random weights, random calibration) is timed as a 
 Needs ``torchao`` (not a cnnlab dependency; tried with torchao 0.18.0, ``--no-deps``, on
 torch 2.13.0+cpu in a separate venv):
 
-    PYTHONPATH=. /work/ao-venv/bin/python benchmarks/int8_pt2e.py [--epochs 2] [--runs 30] \
+    pip install torchao  # (no requirements of its own: torch stays)
+    PYTHONPATH=. python benchmarks/int8_pt2e.py [--epochs 2] [--runs 30] \
         [--clock cpu] [--weights r20.pt]
 """
 
