@@ -127,3 +127,23 @@ def test_relu_rule_makes_the_general_elementwise_row(args, kwargs, name):
         rows.append(dataclasses.astuple(c.rows[0]))
     assert rows[0] == rows[1]
     assert (outs[0] is x) == (outs[1] is x) and outs[0].shape == outs[1].shape
+
+
+def test_view_ops_fall_through_with_real_and_meta_tensors_alike():
+    """View ops take the meta kernel: with meta activations as they are, with a real
+    parameter (here on the CPU) moved to meta first, and nested lists converted too."""
+    class Scaled(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(torch.ones(4))
+
+        def forward(self, x):
+            y = x.view(1, 2, 2, 3, 3).transpose(1, 2).flatten(1, 2)  # meta activations
+            s = self.scale.view(1, -1, 1, 1)  # a CPU parameter
+            z = torch.addcmul(y, s, y)  # no rule: a meta and a CPU tensor in one call
+            return torch.stack([y * s, z], dim=0)  # a list argument
+
+    model = Scaled()
+    p = profile(model, (4, 3, 3))
+    assert [r.op for r in p.rows] == ["mul"] and p.rows[0].output_shape == (1, 4, 3, 3)
+    assert p.params == 4 and model.scale.device.type == "cpu"

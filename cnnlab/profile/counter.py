@@ -57,10 +57,15 @@ class ShapeCounter(TorchFunctionMode):
         self.module_io: dict[str, tuple[str, int, int]] = {}
         self.modules_by_name = _named_modules(model)
         # model.parameters() in one pass over the modules already listed (no second walk)
-        self.parameters = list({id(p): p for _, m in self.modules_by_name
-                                for p in m._parameters.values() if p is not None}.values())
-        self._params = {id(p) for p in self.parameters}
-        self._unseen = {id(p): p.numel() for p in self.parameters}  # not yet used by an op
+        params: list[torch.Tensor] = []
+        unseen: dict[int, int] = {}  # id -> elements, of the parameters no op has used yet
+        for _, m in self.modules_by_name:
+            if m._parameters:
+                for p in m._parameters.values():
+                    if p is not None and id(p) not in unseen:
+                        unseen[id(p)] = p.numel()
+                        params.append(p)
+        self.parameters, self._unseen, self._params = params, unseen, set(unseen)
         self._stack: list[str] = [""]
 
     # --- module attribution -------------------------------------------------------------
@@ -154,13 +159,15 @@ class ShapeCounter(TorchFunctionMode):
             input_elems=in_elems, output_elems=out_elems, elem_size=elem_size,
         ))
 
-    def layer_row(self, op: str, kind: str, x: torch.Tensor, out_shape: tuple, *,
-                  params: int = 0, macs: int = 0, other: int = 0, weights: int = 0) -> None:
-        """:meth:`record` for a layer that reads one activation ``x`` (the hot path)."""
-        in_elems, out_elems = x.numel(), math.prod(out_shape)
-        self.rows.append(OpRow(self._stack[-1], op, kind, tuple(x.shape), out_shape, params,
-                               macs, other, in_elems + out_elems + weights, in_elems,
-                               out_elems, x.element_size()))
+    def layer_row(self, op: str, kind: str, x: torch.Tensor, in_shape: tuple,
+                  out_shape: tuple, *, params: int = 0, macs: int = 0, other: int = 0,
+                  weights: int = 0) -> None:
+        """:meth:`record` for a layer that reads one activation ``x`` of ``in_shape`` (the
+        hot path: the caller has the shapes as tuples already)."""
+        in_elems, out_elems = math.prod(in_shape), math.prod(out_shape)
+        self.rows.append(OpRow(self._stack[-1], op, kind, in_shape, out_shape, params, macs,
+                               other, in_elems + out_elems + weights, in_elems, out_elems,
+                               x.element_size()))
 
     def too_small(self, op, in_shape, out_shape):
         where = self._stack[-1] or "the model"
@@ -184,7 +191,20 @@ class ShapeCounter(TorchFunctionMode):
                 out = None
             if out is not None:
                 return out
-        return func(*to_meta(args), **to_meta(kwargs))
+        return func(*_on_meta(args), **(to_meta(kwargs) if kwargs else kwargs))
+
+
+def _on_meta(args: tuple) -> tuple:
+    """``to_meta(args)``, but ``args`` themselves when nothing in them needs it: the view ops
+    that fall through (view, transpose, flatten, ...) take meta activations and ints, and
+    rebuilding their arguments cost more than the meta kernel itself."""
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            if not a.is_meta:
+                return to_meta(args)
+        elif isinstance(a, (list, tuple, dict)):
+            return to_meta(args)
+    return args
 
 
 def _METADATA_QUERY():  # marks a metadata query in _RULES
