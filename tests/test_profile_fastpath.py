@@ -147,3 +147,17 @@ def test_view_ops_fall_through_with_real_and_meta_tensors_alike():
     p = profile(model, (4, 3, 3))
     assert [r.op for r in p.rows] == ["mul"] and p.rows[0].output_shape == (1, 4, 3, 3)
     assert p.params == 4 and model.scale.device.type == "cpu"
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_cat_row_is_the_row_record_makes(n):
+    from cnnlab.profile import ops
+    from cnnlab.profile.counter import ShapeCounter
+
+    xs = [torch.empty(2, 3 + i, 4, 4, device="meta") for i in range(n)]
+    fast, slow = ShapeCounter(nn.Identity()), ShapeCounter(nn.Identity())
+    out = ops._cat(fast, "cat", (xs, 1), {})
+    slow.record("cat", kind="concat", inputs=xs, out_shape=tuple(out.shape),
+                elem_size=xs[0].element_size())
+    assert dataclasses.astuple(fast.rows[0]) == dataclasses.astuple(slow.rows[0])
+    assert out.shape == torch.cat(xs, 1).shape

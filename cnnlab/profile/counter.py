@@ -161,10 +161,13 @@ class ShapeCounter(TorchFunctionMode):
 
     def layer_row(self, op: str, kind: str, x: torch.Tensor, in_shape: tuple,
                   out_shape: tuple, *, params: int = 0, macs: int = 0, other: int = 0,
-                  weights: int = 0) -> None:
+                  weights: int = 0, in_elems: int | None = None) -> None:
         """:meth:`record` for a layer that reads one activation ``x`` of ``in_shape`` (the
-        hot path: the caller has the shapes as tuples already)."""
-        in_elems, out_elems = math.prod(in_shape), math.prod(out_shape)
+        hot path: the caller has the shapes as tuples already). An op reading several
+        activations gives their shapes as ``in_shape`` and their total ``in_elems``."""
+        if in_elems is None:
+            in_elems = math.prod(in_shape)
+        out_elems = math.prod(out_shape)
         self.rows.append(OpRow(self._stack[-1], op, kind, in_shape, out_shape, params, macs,
                                other, in_elems + out_elems + weights, in_elems, out_elems,
                                x.element_size()))
@@ -246,8 +249,11 @@ def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def _elems(x) -> int:
     if isinstance(x, torch.Tensor):
         return x.numel()
-    if isinstance(x, (list, tuple)):
-        return sum(_elems(v) for v in x)
+    if isinstance(x, (list, tuple)):  # DenseNet's layers take a list of up to 32 tensors
+        n = 0
+        for v in x:
+            n += v.numel() if isinstance(v, torch.Tensor) else _elems(v)
+        return n
     if isinstance(x, dict):
         return sum(_elems(v) for v in x.values())
     return 0

@@ -321,7 +321,7 @@ def _cat(counter, name, args, kwargs):
         raise FallThrough
     d = dim % first.dim()
     shape = first.shape
-    head, tail, total = shape[:d], shape[d + 1:], 0
+    head, tail, total, elems, shapes = shape[:d], shape[d + 1:], 0, 0, []
     for t in tensors:  # DenseNet concatenates dozens: compare whole slices, not elements
         if not isinstance(t, torch.Tensor):
             raise FallThrough
@@ -329,7 +329,14 @@ def _cat(counter, name, args, kwargs):
         if len(s) != len(shape) or s[:d] != head or s[d + 1:] != tail:
             raise FallThrough
         total += s[d]
-    return _answer(counter, name, first, (*head, total, *tail), "concat", inputs=tensors)
+        s = tuple(s)
+        shapes.append(s)
+        elems += math.prod(s)
+    out_shape = (*head, total, *tail)
+    # record()'s row for these inputs, from the shapes in hand
+    counter.layer_row(name, "concat", first, shapes[0] if len(shapes) == 1 else tuple(shapes),
+                      out_shape, in_elems=elems)
+    return _empty(out_shape, first)
 
 
 def _reduce(counter, name, args, kwargs):
