@@ -161,3 +161,40 @@ def test_cat_row_is_the_row_record_makes(n):
                 elem_size=xs[0].element_size())
     assert dataclasses.astuple(fast.rows[0]) == dataclasses.astuple(slow.rows[0])
     assert out.shape == torch.cat(xs, 1).shape
+
+
+def test_hooks_run_during_the_pass_whenever_they_are_registered():
+    """Modules without hooks are called without nn.Module's hook checks: a hook that was
+    there before, one registered during the pass and a global one must all still run, each
+    with the op rows attributed to its module."""
+    seen = []
+
+    class Outer(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(1, 2, 3), nn.Conv2d(2, 2, 1)
+
+        def forward(self, x):
+            h = self.b.register_forward_hook(lambda m, i, o: seen.append(("late", o.shape)))
+            try:
+                return self.b(self.a(x))
+            finally:
+                h.remove()
+
+    model = Outer()
+    model.a.register_forward_pre_hook(lambda m, i: seen.append(("pre", i[0].shape)))
+    g = nn.modules.module.register_module_forward_hook(
+        lambda m, i, o: seen.append(("global", type(m).__name__)))
+    try:
+        p = profile(model, (1, 5, 5))
+    finally:
+        g.remove()
+    assert ("pre", (1, 1, 5, 5)) in seen and ("late", (1, 2, 3, 3)) in seen
+    assert [s for s in seen if s[0] == "global"] == [("global", "Conv2d"), ("global", "Conv2d"),
+                                                     ("global", "Outer")]
+    assert [r.name for r in p.rows] == ["a", "b"]
+    seen.clear()
+    p = profile(model, (1, 5, 5))  # no global hook now: the direct calls
+    assert [s[0] for s in seen] == ["pre", "late"] and [r.name for r in p.rows] == ["a", "b"]
+    for m in model.modules():
+        assert "_compiled_call_impl" not in m.__dict__ and "forward" not in m.__dict__
