@@ -69,12 +69,8 @@ class ShapeCounter(TorchFunctionMode):
         self._stack: list[str] = [""]
 
     # --- module attribution -------------------------------------------------------------
-    # Each module's call is scoped for the pass by instance attributes, removed on exit
-    # (global module hooks would send every module call down nn.Module's slow path): the
-    # scoped ``forward``, and a ``_compiled_call_impl`` (the slot ``module.compile()`` fills,
-    # which ``nn.Module.__call__`` calls straight away when set) that skips ``_call_impl``'s
-    # checks, a tenth of a profile, unless the module has hooks (pruning's mask, weight norm,
-    # a feature extractor's, even when registered during the pass): ``_call_impl`` runs them.
+    # Each module's forward is wrapped for the pass (an instance attribute, removed on exit):
+    # global module hooks would send every module call down nn.Module's slow path.
     def __enter__(self):
         self._saved = []
         # a plain torch layer (its exact class: not a subclass, nor a parametrized one) is
@@ -82,24 +78,19 @@ class ShapeCounter(TorchFunctionMode):
         rules = MODULE_RULES if type(self).__torch_function__ is \
             ShapeCounter.__torch_function__ else {}
         saved, scoped = self._saved, self._scoped
-        direct = _DIRECT_CALL and not _global_hooks()
         for name, m in self.modules_by_name:
             d = m.__dict__
             own = d.get("forward")
-            fn = d["forward"] = scoped(name, m, own or m.forward, rules.get(type(m)))
-            saved.append((d, "forward", _ABSENT if own is None else own))
-            if direct and d.get("_compiled_call_impl") is None and \
-                    type(m).__call__ is _MODULE_CALL:
-                saved.append((d, "_compiled_call_impl", d.get("_compiled_call_impl", _ABSENT)))
-                d["_compiled_call_impl"] = _direct_call(m, fn)
+            saved.append((d, own))
+            d["forward"] = scoped(name, m, own or m.forward, rules.get(type(m)))
         return super().__enter__()
 
     def __exit__(self, *exc):
-        for d, key, old in self._saved:
-            if old is _ABSENT:
-                d.pop(key, None)
+        for d, own in self._saved:
+            if own is None:
+                d.pop("forward", None)
             else:
-                d[key] = old
+                d["forward"] = own
         return super().__exit__(*exc)
 
     def _scoped(self, name: str, module: nn.Module, forward, rule):
@@ -217,36 +208,6 @@ def _on_meta(args: tuple) -> tuple:
         elif isinstance(a, (list, tuple, dict)):
             return to_meta(args)
     return args
-
-
-_ABSENT = object()  # an instance attribute that was not there before the pass
-_MODULE_CALL = nn.Module.__call__
-# torch >= 2.2: nn.Module.__call__ calls the instance's _compiled_call_impl when it is set
-_DIRECT_CALL = getattr(nn.Module, "_compiled_call_impl", _ABSENT) is None and \
-    _MODULE_CALL is getattr(nn.Module, "_wrapped_call_impl", None)
-_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
-               "_backward_pre_hooks")
-
-
-def _direct_call(m: nn.Module, forward):
-    """``m``'s call for the pass: ``forward`` itself while ``m`` has no hooks, else
-    ``_call_impl`` (which runs the hooks around the scoped ``forward``). The hook dicts are
-    read at each call: ``register_forward_hook`` fills them in place."""
-    fh, fph, bh, bph = (m.__dict__.get(k, {}) for k in _HOOK_DICTS)
-    call_impl = m._call_impl
-
-    def call(*args, **kwargs):
-        if fh or fph or bh or bph:
-            return call_impl(*args, **kwargs)
-        return forward(*args, **kwargs)
-
-    return call
-
-
-def _global_hooks() -> bool:
-    import torch.nn.modules.module as mm
-
-    return any(getattr(mm, f"_global{k}", None) for k in _HOOK_DICTS)
 
 
 def _METADATA_QUERY():  # marks a metadata query in _RULES
