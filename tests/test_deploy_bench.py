@@ -28,6 +28,23 @@ def test_onnxruntime_backend_runs_the_exported_graph():
     assert r.config.startswith("onnxruntime") and r.median_ms > 0
 
 
+def test_onnxruntime_runs_an_int8_graph_and_says_how_far_it_is_from_pytorch():
+    """onnxruntime's int8 kernels round otherwise than PyTorch's: the int8 graph is checked to
+    a looser tolerance, and the difference found is in the configuration."""
+    pytest.importorskip("onnxruntime")
+    import warnings
+
+    import cnnlab.deploy.bench as b
+
+    warnings.filterwarnings("ignore", module="torch.ao")
+    model = nn.Sequential(*[m for _ in range(6) for m in (nn.Conv2d(8, 8, 3, padding=1),
+                                                          nn.BatchNorm2d(8), nn.ReLU())])
+    (r,) = bench(model, input_size=(8, 12, 12), runs=2, warmup=1, backend="onnxruntime",
+                 int8=True)
+    rel = float(r.config.split("within ")[1].split(" ")[0])
+    assert 0 <= rel <= b.INT8_RTOL and r.config.startswith("onnxruntime+int8")
+
+
 def test_alternate_runs_contenders_in_turns():
     order = []
     alternate({"a": lambda: order.append("a"), "b": lambda: order.append("b")},
