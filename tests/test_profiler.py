@@ -115,7 +115,6 @@ def test_peak_activation_and_model_size():
     net = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.Conv2d(4, 2, 1))
     p = profile(net, (1, 8, 8))
     assert p.peak_activation_bytes == (4 * 64 + 2 * 64) * 4  # the second conv: in + out
-    assert p.peak_activation() == p.peak_activation_bytes  # the total and the view agree
     assert p.model_size(32) == p.params * 4
     assert p.model_size(8) == p.params
 

@@ -130,9 +130,8 @@ class Profile:
         def own(row):  # the weights the op reads (MAC minus its activations)
             return row.memory_access - row.input_elems - row.output_elems if with_op else 0
 
-        if not blocks and not with_op:  # the common case, once per profile: no closures
-            peak = max((r.input_elems + r.output_elems for r in self.rows), default=0)
-            return peak * (self.rows[0].elem_size if self.rows else 4)
+        if not blocks and not with_op:  # the common case: made with the totals, in _count
+            return self.peak_activation_bytes
         peak = 0
         for n in blocks:
             _, i, o = self.module_io[n]
