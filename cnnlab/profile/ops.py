@@ -320,16 +320,15 @@ def _cat(counter, name, args, kwargs):
     if not isinstance(first, torch.Tensor) or first.dim() == 0:
         raise FallThrough
     d = dim % first.dim()
-    shape = first.shape
+    shape = tuple(first.shape)
     head, tail, total, elems, shapes = shape[:d], shape[d + 1:], 0, 0, []
-    for t in tensors:  # DenseNet concatenates dozens: compare whole slices, not elements
+    for t in tensors:  # DenseNet concatenates dozens: compare whole tuple slices (not Sizes)
         if not isinstance(t, torch.Tensor):
             raise FallThrough
-        s = t.shape
+        s = tuple(t.shape)
         if len(s) != len(shape) or s[:d] != head or s[d + 1:] != tail:
             raise FallThrough
         total += s[d]
-        s = tuple(s)
         shapes.append(s)
         elems += math.prod(s)
     out_shape = (*head, total, *tail)
@@ -501,11 +500,14 @@ def _bn2d_module(counter, m, x):
     """BatchNorm2d's row as :func:`_norm` makes it (eval mode, 4-D input), directly."""
     if m.training or x.dim() != 4:
         return _bn_module(counter, m, x)
-    ts = [t for t in (_tensor(m, "running_mean"), _tensor(m, "running_var"),
-                      _tensor(m, "weight"), _tensor(m, "bias")) if t is not None]
+    ts, weights = (_tensor(m, "running_mean"), _tensor(m, "running_var"),
+                   _tensor(m, "weight"), _tensor(m, "bias")), 0
+    for t in ts:
+        if t is not None:
+            weights += t.numel()
     shape = tuple(x.shape)
     counter.layer_row("batch_norm", "norm", x, shape, shape, params=counter.new_params(*ts),
-                      other=math.prod(shape), weights=sum(t.numel() for t in ts))
+                      other=math.prod(shape), weights=weights)
     return _empty(shape, x)
 
 
