@@ -180,7 +180,7 @@ def test_measure_latency_on_cpu():
 
 
 @pytest.mark.parametrize("a,b", [((1, 4, 5, 5), (1, 4, 1, 1)), ((3, 1), (1, 4)), ((5,), (2, 1, 5)),
-                                 ((1, 2, 3), ()), ((2, 1, 3), (4, 1))])
+                                 ((1, 2, 3), ()), ((2, 1, 3), (4, 1)), ((2, 3), (2, 3))])
 def test_broadcast_rule_matches_pytorch(a, b):
     from cnnlab.profile.ops import _broadcast
 

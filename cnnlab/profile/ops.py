@@ -54,6 +54,9 @@ def _numel(shape) -> int:
 
 def _broadcast(*shapes) -> tuple[int, ...]:
     """NumPy broadcasting, in Python (torch.broadcast_shapes imports sympy on first use)."""
+    first = shapes[0]
+    if all(s == first for s in shapes):  # a residual sum: nothing to broadcast
+        return tuple(first)
     n = max(len(s) for s in shapes)
     out = []
     for dims in zip(*[(1,) * (n - len(s)) + tuple(s) for s in shapes]):
@@ -248,7 +251,7 @@ def _elementwise(counter, name, args, kwargs):
 def _relu(counter, name, args, kwargs):
     """ReLU's row as :func:`_elementwise` makes it, directly: a third of most CNNs' ops."""
     x = args[0]
-    if not isinstance(x, torch.Tensor) or len(args) > 2 or set(kwargs) - {"inplace"}:
+    if not isinstance(x, torch.Tensor) or len(args) > 2 or (kwargs and set(kwargs) - {"inplace"}):
         return _elementwise(counter, name, args, kwargs)
     inplace = name == "relu_" or kwargs.get("inplace") is True or args[-1] is True
     shape = tuple(x.shape)
