@@ -37,12 +37,14 @@ def test_onnxruntime_runs_an_int8_graph_and_says_how_far_it_is_from_pytorch():
     import cnnlab.deploy.bench as b
 
     warnings.filterwarnings("ignore", module="torch.ao")
-    model = nn.Sequential(*[m for _ in range(6) for m in (nn.Conv2d(8, 8, 3, padding=1),
+    torch.manual_seed(0)
+    model = nn.Sequential(*[m for _ in range(3) for m in (nn.Conv2d(8, 8, 3, padding=1),
                                                           nn.BatchNorm2d(8), nn.ReLU())])
     (r,) = bench(model, input_size=(8, 12, 12), runs=2, warmup=1, backend="onnxruntime",
                  int8=True)
     rel = float(r.config.split("within ")[1].split(" ")[0])
-    assert 0 <= rel <= b.INT8_RTOL and r.config.startswith("onnxruntime+int8")
+    assert r.config.startswith("onnxruntime+int8")
+    assert 1e-4 < rel <= b.INT8_RTOL  # past the fp32 check: the looser one let it run
 
 
 def test_alternate_runs_contenders_in_turns():
