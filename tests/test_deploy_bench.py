@@ -47,6 +47,30 @@ def test_onnxruntime_runs_an_int8_graph_and_says_how_far_it_is_from_pytorch():
     assert 1e-4 < rel <= b.INT8_RTOL  # past the fp32 check: the looser one let it run
 
 
+def test_int8_backend_is_chosen_and_fbgemms_slow_depthwise_path_is_named():
+    """fbgemm runs depthwise int8 convolutions whose channels are not a multiple of 8 on a slow
+    path (ShuffleNet V2's 58/116): the x86 run names them, the oneDNN run uses its kernels."""
+    import warnings
+
+    from cnnlab.deploy.quant import slow_depthwise
+
+    warnings.filterwarnings("ignore", module="torch.ao")
+    model = nn.Sequential(nn.Conv2d(3, 12, 1), nn.BatchNorm2d(12), nn.ReLU(),
+                          nn.Conv2d(12, 12, 3, padding=1, groups=12), nn.BatchNorm2d(12),
+                          nn.Conv2d(12, 16, 1), nn.Conv2d(16, 16, 3, padding=1, groups=16))
+    assert slow_depthwise(model) == ["3"]  # 12 channels; 16 is a multiple of 8
+    engine = torch.backends.quantized.engine
+    try:
+        (x86,) = bench(model, input_size=(3, 8, 8), runs=1, warmup=0, int8=True)
+        (dnn,) = bench(model, input_size=(3, 8, 8), runs=1, warmup=0, int8=True,
+                       int8_backend="onednn")
+        assert torch.backends.quantized.engine == "onednn"  # the engine the runs used
+    finally:
+        torch.backends.quantized.engine = engine
+    assert "backend x86" in x86.config and "(e.g. 3) take fbgemm's slow" in x86.config
+    assert "backend onednn" in dnn.config and "slow" not in dnn.config
+
+
 def test_alternate_runs_contenders_in_turns():
     order = []
     alternate({"a": lambda: order.append("a"), "b": lambda: order.append("b")},

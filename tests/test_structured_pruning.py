@@ -142,6 +142,22 @@ def test_shuffle_and_split_tie_positions():
     assert len(g) == 4
 
 
+class SliceSplit(ShuffleSplit):
+    """The same split written as slicing and as narrow by keywords: the same ties."""
+
+    def forward(self, x):
+        y = self.stem(x)
+        x1, x2 = y[:, :4], y.narrow(dim=1, start=4, length=4)
+        return self.head(channel_shuffle(torch.cat([x1, self.branch(x2)], 1), 2))
+
+
+def test_split_written_as_slices_or_narrow_ties_the_same_positions():
+    for model in (ShuffleSplit(), SliceSplit()):
+        g = trace(model, (3, 8, 8))
+        assert unit_of(g, "stem.0.weight", 1) == unit_of(g, "stem.0.weight", 5)
+        assert len(g) == 4
+
+
 def test_se_gate_tied_to_its_channel():
     g = trace(SE(), (3, 8, 8))
     u = g.units[unit_of(g, "stem.0.weight", 3)]

@@ -61,9 +61,12 @@ def cmd_bench(args) -> int:
 
     batches = _batches(args.batch)
     opts = dict(backend=args.backend, channels_last=args.channels_last, fuse_bn=args.fuse_bn,
-                compile=args.compile, int8=args.int8, device=args.device)
+                compile=args.compile, int8=args.int8, device=args.device,
+                int8_backend=args.int8_backend or "x86")
+    if args.int8_backend and not args.int8:
+        raise CliError("--int8-backend needs --int8")
     check_options(backend=args.backend, int8=args.int8, device=args.device,
-                  compile=args.compile)
+                  compile=args.compile, int8_backend=opts["int8_backend"])
     _check_plot(args.plot)
     if args.threads is not None and args.threads <= 0:
         raise CliError("--threads must be positive")
@@ -188,7 +191,9 @@ def add_commands(sub) -> None:
     p.add_argument("--fuse-bn", action="store_true", help="fold BN into convolutions")
     p.add_argument("--compile", action="store_true", help="torch.compile first")
     p.add_argument("--backend", default="torch", help="torch | onnxruntime")
-    p.add_argument("--int8", action="store_true", help="post-training static int8 (x86)")
+    p.add_argument("--int8", action="store_true", help="post-training static int8")
+    p.add_argument("--int8-backend", metavar="NAME",
+                   help="PyTorch's int8 kernels: x86 (default) | fbgemm | onednn | qnnpack")
     p.add_argument("--calibration", metavar="DATA",
                    help="int8 calibration images, e.g. mnist:data/mnist (default: random)")
     p.add_argument("--device", default="cpu", help="cpu | cuda")

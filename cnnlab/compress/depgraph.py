@@ -328,6 +328,13 @@ class GraphTracer(ShapeCounter):
             return self.set_label(out, _compress(moved))
         if name == "__getitem__":
             return self._getitem(x, args[1], out)
+        if name == "narrow":  # torch.narrow(x, dim, start, length): the slice it is
+            keys = ("dim", "start", "length")
+            dim, start, length = [*args[1:4], *(kwargs.get(k) for k in keys[len(args) - 1:])]
+            if not all(isinstance(v, int) for v in (dim, start, length)):
+                raise _Unknown
+            index = (slice(None),) * (dim % x.dim()) + (slice(start, start + length),)
+            return self._getitem(x, index, out)
         if name in ("chunk", "split", "unbind", "tensor_split"):
             return self._split(name, args, kwargs, out)
         if name == "pad":

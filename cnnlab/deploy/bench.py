@@ -90,7 +90,7 @@ def check_device(device: str) -> torch.device:
 
 
 def check_options(*, backend: str = "torch", int8: bool = False, device: str = "cpu",
-                  compile: bool = False) -> None:
+                  compile: bool = False, int8_backend: str = "x86") -> None:
     """Refuse combinations that cannot run before any model is built."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
@@ -104,7 +104,7 @@ def check_options(*, backend: str = "torch", int8: bool = False, device: str = "
     if int8:
         from cnnlab.deploy.quant import check_backend
 
-        check_backend("x86")
+        check_backend(int8_backend)
     if backend == "onnxruntime" and (compile or dev.type != "cpu"):
         raise ValueError("--backend onnxruntime runs on the CPU without --compile")
 
@@ -112,10 +112,12 @@ def check_options(*, backend: str = "torch", int8: bool = False, device: str = "
 def make_runner(model: nn.Module, input_size, batch: int, *, backend: str = "torch",
                 channels_last: bool = False, fuse_bn: bool = False, compile: bool = False,
                 int8: bool = False, device: str = "cpu", threads: int | None = None,
-                calibration: torch.Tensor | None = None, workdir: str | None = None):
+                calibration: torch.Tensor | None = None, workdir: str | None = None,
+                int8_backend: str = "x86"):
     """A zero-argument callable running one forward pass of ``model`` at ``batch`` under the
     configuration, and a note on what it runs (e.g. which ops int8 left in fp32)."""
-    check_options(backend=backend, int8=int8, device=device, compile=compile)
+    check_options(backend=backend, int8=int8, device=device, compile=compile,
+                  int8_backend=int8_backend)
     dev = torch.device(device)
     model = model.eval()
     notes = []
@@ -126,13 +128,18 @@ def make_runner(model: nn.Module, input_size, batch: int, *, backend: str = "tor
         notes.append(f"{len(model.fused_pairs)} BN folded")
     x = torch.randn((batch, *input_size), generator=torch.Generator().manual_seed(0))
     if int8:
-        from cnnlab.deploy.quant import quantize_ptq
+        from cnnlab.deploy.quant import quantize_ptq, slow_depthwise
 
+        slow = slow_depthwise(model) if int8_backend in ("x86", "fbgemm") else []
         calib = calibration if calibration is not None else torch.randn((8, *input_size))
-        q = quantize_ptq(model, [calib], input_size=tuple(input_size))
+        q = quantize_ptq(model, [calib], backend=int8_backend, input_size=tuple(input_size))
         model = q.model
         notes.append(q.summary() + ("" if calibration is not None
                                     else "; calibrated on random inputs (latency only)"))
+        if slow and backend == "torch":
+            notes.append(f"{len(slow)} depthwise conv(s) with channels not a multiple of 8 "
+                         f"(e.g. {slow[0]}) take fbgemm's slow int8 path: try "
+                         "--int8-backend onednn")
     if backend == "onnxruntime":
         run, rel = _ort_runner(model, input_size, x, threads, workdir, int8)
         if int8:
@@ -147,6 +154,8 @@ def make_runner(model: nn.Module, input_size, batch: int, *, backend: str = "tor
         model = torch.compile(model)
 
     def run():
+        if int8:  # the kernels are the engine's at call time: contenders may differ
+            torch.backends.quantized.engine = int8_backend
         with torch.inference_mode():
             model(x)
 
@@ -198,11 +207,12 @@ def bench(model: nn.Module | str, *, batches=(1,), input_size=None, threads: int
     """Median and spread of ``runs`` timed forward passes (after ``warmup``) per batch size.
 
     ``opts``: ``backend`` (torch | onnxruntime), ``channels_last``, ``fuse_bn``, ``compile``,
-    ``int8``, ``device``, ``calibration``. Weights are random (latency does not depend on
-    them)."""
+    ``int8``, ``int8_backend`` (x86 | fbgemm | onednn | qnnpack), ``device``,
+    ``calibration``. Weights are random (latency does not depend on them)."""
     from cnnlab.models import create_model, model_info
 
-    check_options(**{k: opts[k] for k in ("backend", "int8", "device", "compile") if k in opts})
+    check_options(**{k: opts[k] for k in ("backend", "int8", "device", "compile",
+                                          "int8_backend") if k in opts})
     name = model if isinstance(model, str) else getattr(model, "model_name",
                                                           type(model).__name__)
     if isinstance(model, str):

@@ -51,6 +51,16 @@ def check_backend(backend: str) -> None:
                          f"(it has: {', '.join(torch.backends.quantized.supported_engines)})")
 
 
+def slow_depthwise(model: nn.Module) -> list[str]:
+    """The depthwise convolutions that fbgemm (the x86 and fbgemm backends) runs on a slow
+    path: channels not a multiple of 8. Measured here (one thread, 28×28): 58, 60 or 116
+    channels take 10–30× the fp32 time, 64, 72 or 120 channels about 1×; oneDNN has no such
+    cliff. ShuffleNet V2's branches (58/116/232 channels at 1×) fall in it."""
+    return [name for name, m in model.named_modules()
+            if isinstance(m, nn.Conv2d) and m.groups > 1 and m.groups == m.in_channels
+            and m.in_channels % 8]
+
+
 def qconfig_mapping(backend: str = "x86", qat: bool = False):
     """The backend's default mapping: per-channel int8 weights, uint8 activations with
     histogram observers (PTQ) or fake quantization with moving averages (QAT)."""

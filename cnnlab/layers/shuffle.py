@@ -19,7 +19,10 @@ def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
     if not is_symbolic(x) and (groups < 1 or x.shape[1] % groups):
         raise ValueError(f"channel_shuffle: {x.shape[1]} channels do not split into {groups} "
                          "groups")
-    return x.unflatten(1, (groups, -1)).transpose(1, 2).reshape(x.shape)
+    # reshape/transpose/narrow rather than unflatten/slicing: torch.ao's int8 graph passes
+    # these through in int8, where the others would be dequantized around every unit
+    n = x.shape[1] // groups
+    return x.reshape(x.shape[0], groups, n, -1).transpose(1, 2).reshape(x.shape)
 
 
 def channel_split(x: torch.Tensor, first: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -28,7 +31,7 @@ def channel_split(x: torch.Tensor, first: int | None = None) -> tuple[torch.Tens
     first = c // 2 if first is None else first
     if not is_symbolic(x) and not 0 < first < c:
         raise ValueError(f"channel_split: cannot split {c} channels at {first}")
-    return x[:, :first], x[:, first:]
+    return torch.narrow(x, 1, 0, first), torch.narrow(x, 1, first, c - first)
 
 
 class ChannelShuffle(nn.Module):
