@@ -1,5 +1,6 @@
 """Which runtime runs a model fastest on this CPU: PyTorch eager, BN folded, int8 (torch.ao,
-x86), onnxruntime fp32 and onnxruntime on the int8 model's graph; batch 1, one thread.
+x86 and oneDNN kernels), onnxruntime fp32 and onnxruntime on the int8 model's graph; batch 1,
+one thread.
 
 ShuffleNet V2's lesson (Ma et al. 2018, Sec. 2; deck 004:590-633) is that only a measurement
 on the device says how fast a network runs: the same weights can cost several times more
@@ -36,6 +37,7 @@ CONFIGS = {
     "torch fp32": {},
     "torch BN folded": {"fuse_bn": True},
     "torch int8": {"int8": True},
+    "torch int8 oneDNN": {"int8": True, "int8_backend": "onednn"},
     "onnxruntime fp32": {"backend": "onnxruntime"},
     "onnxruntime int8": {"backend": "onnxruntime", "int8": True},
 }
