@@ -86,14 +86,19 @@ def layer_sweep(runs, clock):
               f"{a / b:7.2f}x", flush=True)
 
 
-def trained_row(name, split, size, epochs, runs):
+def trained_fp32(name, split, epochs):
+    """``name`` (one input channel) trained on the MNIST split by this benchmark's recipe."""
     torch.manual_seed(0)
     kw = {"in_chans": 1} if name != "lenet5_caffe" else {}
     model = cnnlab.create_model(name, num_classes=10, **kw)
-    t0 = time.time()
     train(model, split, TrainConfig(epochs=epochs, batch_size=128, lr=0.05, weight_decay=5e-4,
                                     seed=0), progress=False)
-    fp32 = model.eval()
+    return model.eval()
+
+
+def trained_row(name, split, size, epochs, runs):
+    t0 = time.time()
+    fp32 = trained_fp32(name, split, epochs)
     acc32 = evaluate(fp32, split)["top1"]
     calib = [split.train.normalize(split.train.x[i:i + 64]) for i in range(0, 512, 64)]
     ptq = quantize_ptq(fp32, calib)

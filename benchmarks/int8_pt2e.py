@@ -39,10 +39,11 @@ import warnings
 import torch
 
 import cnnlab
+from benchmarks.int8 import trained_fp32  # run with PYTHONPATH=.
 from cnnlab.data import fit_split, load_dataset
 from cnnlab.deploy.bench import alternate, summarize
 from cnnlab.deploy.quant import quantize_ptq
-from cnnlab.train import TrainConfig, evaluate, train
+from cnnlab.train import evaluate
 
 
 def pt2e_int8(model, example, calib_images):
@@ -142,14 +143,12 @@ def main():
     warnings.filterwarnings("ignore")
 
     split = fit_split(load_dataset("mnist:data/mnist", val_split=2000, seed=0), (1, 28, 28))
-    torch.manual_seed(0)
-    fp32 = cnnlab.create_model("resnet20", num_classes=10, in_chans=1)
     if args.weights and os.path.exists(args.weights):
+        fp32 = cnnlab.create_model("resnet20", num_classes=10, in_chans=1)
         fp32.load_state_dict(torch.load(args.weights))
     else:
         t0 = time.time()
-        train(fp32, split, TrainConfig(epochs=args.epochs, batch_size=128, lr=0.05,
-                                       weight_decay=5e-4, seed=0), progress=False)
+        fp32 = trained_fp32("resnet20", split, args.epochs)  # int8.py's recipe
         print(f"trained resnet20 {args.epochs} epochs in {time.time() - t0:.0f} s", flush=True)
         if args.weights:
             torch.save(fp32.state_dict(), args.weights)
