@@ -62,8 +62,19 @@ def geomean(xs) -> float:
     return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
 
-def forward(model, x):
+def forward(model, x, args=None):
+    """One timed forward pass; ``--cuda-graph`` or ``--compile-mode`` applies to both
+    contenders alike (through cnnlab's own bench runner)."""
     import torch
+
+    if args is not None and (args.cuda_graph or args.compile_mode):
+        from cnnlab.deploy.bench import cuda_graph_replay
+
+        if args.compile_mode:
+            model = torch.compile(model, mode=None if args.compile_mode == "default"
+                                  else args.compile_mode)
+        if args.cuda_graph:
+            return cuda_graph_replay(model, x)
 
     def run():
         with torch.inference_mode():
@@ -79,7 +90,9 @@ def latency(args) -> None:
 
     batches = [int(b) for b in args.batches.split(",")]
     ratios = {b: [] for b in batches}
-    print(f"device {args.device}, {torch.get_num_threads()} CPU thread(s), median of "
+    how = ", CUDA graphs" if args.cuda_graph else ""
+    how += f", torch.compile mode {args.compile_mode}" if args.compile_mode else ""
+    print(f"device {args.device}{how}, {torch.get_num_threads()} CPU thread(s), median of "
           f"{args.runs} runs in turns")
     print(f"{'cnnlab':20} {'peer':30} {'px':>4} {'batch':>5} {'ours ms':>9} {'theirs ms':>9} "
           f"{'theirs/ours':>11}")
@@ -94,7 +107,8 @@ def latency(args) -> None:
         theirs = peer_model(lib, peer, peer_kwargs).eval().to(args.device)
         for b in batches:
             x = torch.randn(b, 3, size, size, device=args.device)
-            ms = compare({"ours": forward(ours, x), "theirs": forward(theirs, x)}, args)
+            ms = compare({"ours": forward(ours, x, args), "theirs": forward(theirs, x, args)},
+                         args)
             r = ms["theirs"] / ms["ours"]
             ratios[b].append(r)
             print(f"{name:20} {lib + '.' + peer:30} {size:4d} {b:5d} {ms['ours']:9.2f} "
@@ -166,6 +180,10 @@ def main(argv=None) -> int:
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                     help="where the latency pairs run (cuda: synchronised after each call)")
+    ap.add_argument("--cuda-graph", action="store_true",
+                    help="time both contenders as replayed CUDA graphs (--device cuda)")
+    ap.add_argument("--compile-mode", help="torch.compile both contenders in this mode "
+                    "(default, reduce-overhead, max-autotune, ...)")
     args = ap.parse_args(argv)
     need = ["torchvision", "fvcore"] if args.profiler else ["torchvision", "timm"]
     missing = [m for m in need if importlib.util.find_spec(m) is None]
@@ -178,6 +196,10 @@ def main(argv=None) -> int:
 
     if args.device == "cuda" and not torch.cuda.is_available():
         print("peers.py: --device cuda, but PyTorch sees no CUDA device here", file=sys.stderr)
+        return 2
+    if args.cuda_graph and (args.device != "cuda" or args.compile_mode):
+        print("peers.py: --cuda-graph needs --device cuda and no --compile-mode",
+              file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
     (profiler_speed if args.profiler else latency)(args)

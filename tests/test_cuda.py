@@ -173,6 +173,25 @@ def test_bench_on_cuda_times_each_batch_and_configuration():
         assert all(0 < r.p10_ms <= r.median_ms <= r.p90_ms for r in rows)
 
 
+def test_a_replayed_cuda_graph_and_compiled_code_give_the_eager_output():
+    from cnnlab.deploy.bench import bench, make_runner
+    from cnnlab.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("resnet20").eval()
+    eager, _ = make_runner(model, (3, 32, 32), 4, device="cuda")
+    want = eager().float().cpu()
+    for opts in ({"cuda_graph": True}, {"compile_mode": "reduce-overhead"},
+                 {"dtype": "bf16", "channels_last": True, "cuda_graph": True}):
+        run, _ = make_runner(model, (3, 32, 32), 4, device="cuda", **opts)
+        for _ in range(3):  # reduce-overhead records its graph on a later call
+            got = run().float().cpu()
+        tol = 5e-2 if opts.get("dtype") else 1e-4
+        assert torch.allclose(got, want, rtol=tol, atol=tol * want.abs().max()), opts
+    rows = bench("resnet20", batches=(1, 8), runs=5, warmup=2, device="cuda", cuda_graph=True)
+    assert rows[0].config == "torch+cuda_graph" and all(r.median_ms > 0 for r in rows)
+
+
 def test_profile_counts_a_cuda_model_and_measures_it_there():
     import cnnlab
 

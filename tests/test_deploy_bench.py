@@ -4,7 +4,17 @@ import pytest
 import torch
 import torch.nn as nn
 
-from cnnlab.deploy.bench import alternate, bench, check_options, kendall_tau, summarize, table8
+from cnnlab.deploy.bench import (
+    alternate,
+    bench,
+    check_options,
+    config_name,
+    kendall_tau,
+    make_runner,
+    summarize,
+    table8,
+)
+from cnnlab.models import create_model
 
 
 def tiny():
@@ -97,12 +107,34 @@ def test_table8_rows_and_tau():
     ({"backend": "tensorrt"}, "unknown backend"),
     ({"device": "cuda"}, "no CUDA" if not torch.cuda.is_available() else "no quantized"),
     ({"device": "tpu"}, "unknown device"),
+    ({"cuda_graph": True}, "needs --device cuda"),
+    ({"compile_mode": "fastest"}, "unknown compile mode"),
+    ({"dtype": "fp8"}, "unknown dtype"),
+    ({"dtype": "bf16", "int8": True}, "without --int8"),
+    ({"dtype": "fp16", "backend": "onnxruntime"}, "torch backend"),
 ])
 def test_bad_configurations_are_refused(opts, message):
     if opts.get("device") == "cuda" and torch.cuda.is_available():
         opts = {**opts, "int8": True}
     with pytest.raises(ValueError, match=message):
         check_options(**opts)
+
+
+def test_config_names_say_what_runs():
+    assert config_name(channels_last=True, dtype="bf16") == "torch+channels_last+bf16"
+    assert config_name(compile_mode="reduce-overhead") == "torch+compile(reduce-overhead)"
+    assert config_name(compile=True, compile_mode="default") == "torch+compile"
+    assert config_name(device="cuda", cuda_graph=True) == "torch+cuda_graph"
+
+
+def test_bf16_runner_computes_in_bf16_near_fp32():
+    torch.manual_seed(0)
+    m = create_model("resnet20")
+    want, _ = make_runner(m, (3, 16, 16), 2)
+    got, _ = make_runner(m, (3, 16, 16), 2, dtype="bf16", channels_last=True)
+    a, b = want(), got()
+    assert b.dtype == torch.bfloat16 and a.dtype == torch.float32
+    assert torch.allclose(b.float(), a, rtol=0.1, atol=0.1 * a.abs().max())
 
 
 def test_alternate_reads_the_clock_it_is_given():

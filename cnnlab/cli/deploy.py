@@ -56,17 +56,17 @@ def _checkpoint_spec(args):
 
 def cmd_bench(args) -> int:
     from cnnlab.cli.common import input_size, parse_sets
-    from cnnlab.deploy.bench import bench, check_options, kendall_tau
+    from cnnlab.deploy.bench import CHECKED, bench, check_options, kendall_tau
     from cnnlab.models import create_model, model_info
 
     batches = _batches(args.batch)
     opts = dict(backend=args.backend, channels_last=args.channels_last, fuse_bn=args.fuse_bn,
                 compile=args.compile, int8=args.int8, device=args.device,
-                int8_backend=args.int8_backend or "x86")
+                int8_backend=args.int8_backend or "x86", compile_mode=args.compile_mode,
+                cuda_graph=args.cuda_graph, dtype=args.dtype)
     if args.int8_backend and not args.int8:
         raise CliError("--int8-backend needs --int8")
-    check_options(backend=args.backend, int8=args.int8, device=args.device,
-                  compile=args.compile, int8_backend=opts["int8_backend"])
+    check_options(**{k: opts[k] for k in CHECKED})
     _check_plot(args.plot)
     if args.threads is not None and args.threads <= 0:
         raise CliError("--threads must be positive")
@@ -190,6 +190,12 @@ def add_commands(sub) -> None:
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--fuse-bn", action="store_true", help="fold BN into convolutions")
     p.add_argument("--compile", action="store_true", help="torch.compile first")
+    p.add_argument("--compile-mode", metavar="MODE", help="torch.compile's mode (implies "
+                   "--compile): default | reduce-overhead (CUDA graphs) | max-autotune | "
+                   "max-autotune-no-cudagraphs")
+    p.add_argument("--cuda-graph", action="store_true", help="capture the forward pass once "
+                   "as a CUDA graph and time its replays (--device cuda)")
+    p.add_argument("--dtype", default="fp32", help="fp32 | fp16 | bf16 (weights and inputs)")
     p.add_argument("--backend", default="torch", help="torch | onnxruntime")
     p.add_argument("--int8", action="store_true", help="post-training static int8")
     p.add_argument("--int8-backend", metavar="NAME",

@@ -11,6 +11,7 @@ and latency (Kendall's τ; 1 = same order).
 from __future__ import annotations
 
 import contextlib
+import copy
 import statistics
 import tempfile
 import time
@@ -21,6 +22,8 @@ import torch
 import torch.nn as nn
 
 BACKENDS = ("torch", "onnxruntime")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -90,13 +93,21 @@ def check_device(device: str) -> torch.device:
 
 
 def check_options(*, backend: str = "torch", int8: bool = False, device: str = "cpu",
-                  compile: bool = False, int8_backend: str = "x86") -> None:
+                  compile: bool = False, int8_backend: str = "x86",
+                  compile_mode: str | None = None, cuda_graph: bool = False,
+                  dtype: str = "fp32") -> None:
     """Refuse combinations that cannot run before any model is built."""
+    compile = compile or compile_mode is not None
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; one of {', '.join(BACKENDS)}")
     if int8 and str(device).split(":")[0] != "cpu":
         raise ValueError(f"int8: PyTorch has no quantized kernels on {device} "
                          "(x86/fbgemm int8 runs on the CPU)")
+    if compile_mode is not None and compile_mode not in COMPILE_MODES:
+        raise ValueError(f"unknown compile mode {compile_mode!r}; one of "
+                         f"{', '.join(COMPILE_MODES)}")
+    if dtype not in DTYPES:
+        raise ValueError(f"unknown dtype {dtype!r}; one of {', '.join(DTYPES)}")
     dev = check_device(device)
     if int8 and dev.type != "cpu":
         raise ValueError(f"int8: PyTorch has no quantized kernels on {dev.type} "
@@ -107,17 +118,32 @@ def check_options(*, backend: str = "torch", int8: bool = False, device: str = "
         check_backend(int8_backend)
     if backend == "onnxruntime" and (compile or dev.type != "cpu"):
         raise ValueError("--backend onnxruntime runs on the CPU without --compile")
+    if dtype != "fp32" and (int8 or backend != "torch"):
+        raise ValueError(f"--dtype {dtype} runs on the torch backend without --int8")
+    if cuda_graph and dev.type != "cuda":
+        raise ValueError("--cuda-graph replays a captured CUDA graph: it needs --device cuda")
+    if cuda_graph and compile:
+        raise ValueError("--cuda-graph captures the eager model; for a compiled one use "
+                         "--compile-mode reduce-overhead (CUDA graphs of the compiled code)")
 
 
 def make_runner(model: nn.Module, input_size, batch: int, *, backend: str = "torch",
                 channels_last: bool = False, fuse_bn: bool = False, compile: bool = False,
                 int8: bool = False, device: str = "cpu", threads: int | None = None,
                 calibration: torch.Tensor | None = None, workdir: str | None = None,
-                int8_backend: str = "x86"):
+                int8_backend: str = "x86", compile_mode: str | None = None,
+                cuda_graph: bool = False, dtype: str = "fp32"):
     """A zero-argument callable running one forward pass of ``model`` at ``batch`` under the
-    configuration, and a note on what it runs (e.g. which ops int8 left in fp32)."""
+    configuration, and a note on what it runs (e.g. which ops int8 left in fp32).
+
+    ``compile_mode`` is torch.compile's (``reduce-overhead`` replays the compiled code as CUDA
+    graphs); ``cuda_graph`` captures the eager forward pass once and replays it, which takes
+    the per-kernel launch and Python dispatch off the timed call; ``dtype`` casts weights and
+    inputs (fp16 or bf16)."""
+    compile = compile or compile_mode is not None
     check_options(backend=backend, int8=int8, device=device, compile=compile,
-                  int8_backend=int8_backend)
+                  int8_backend=int8_backend, compile_mode=compile_mode,
+                  cuda_graph=cuda_graph, dtype=dtype)
     dev = torch.device(device)
     model = model.eval()
     notes = []
@@ -145,21 +171,47 @@ def make_runner(model: nn.Module, input_size, batch: int, *, backend: str = "tor
         if int8:
             notes.append(f"onnxruntime's int8 within {rel:.1e} of PyTorch's (max relative)")
         return run, "; ".join(notes)
-    model = model.to(dev)
-    x = x.to(dev)
+    if dtype != "fp32":  # the caller's model keeps its weights
+        model = copy.deepcopy(model)
+    model = model.to(dev, DTYPES[dtype])
+    x = x.to(dev, DTYPES[dtype])
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     if compile:
-        model = torch.compile(model)
+        model = torch.compile(model, mode=None if compile_mode in (None, "default")
+                              else compile_mode)
+    if cuda_graph:
+        return cuda_graph_replay(model, x), "; ".join(notes)
 
     def run():
         if int8:  # the kernels are the engine's at call time: contenders may differ
             torch.backends.quantized.engine = int8_backend
         with torch.inference_mode():
-            model(x)
+            return model(x)
 
     return run, "; ".join(notes)
+
+
+def cuda_graph_replay(model: nn.Module, x: torch.Tensor, warmup: int = 3):
+    """``model(x)`` captured once as a CUDA graph; the returned callable replays it on the
+    same input buffer and returns the graph's output tensor (PyTorch's recipe: warm up on a
+    side stream, then capture)."""
+    side = torch.cuda.Stream(x.device)
+    side.wait_stream(torch.cuda.current_stream(x.device))
+    with torch.no_grad(), torch.cuda.stream(side):
+        for _ in range(warmup):  # cuDNN picks its algorithms outside the capture
+            model(x)
+    torch.cuda.current_stream(x.device).wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.no_grad(), torch.cuda.graph(graph):
+        out = model(x)
+
+    def replay():
+        graph.replay()
+        return out
+
+    return replay
 
 
 # onnxruntime's int8 kernels round and requantize otherwise than PyTorch's: their outputs
@@ -198,8 +250,17 @@ def num_threads(n: int | None):
 
 
 def config_name(**opts) -> str:
-    on = [k for k in ("channels_last", "fuse_bn", "compile", "int8") if opts.get(k)]
+    on = [k for k in ("channels_last", "fuse_bn", "compile", "cuda_graph", "int8")
+          if opts.get(k) or (k == "compile" and opts.get("compile_mode"))]
+    if opts.get("compile_mode") not in (None, "default"):
+        on[on.index("compile")] = f"compile({opts['compile_mode']})"
+    if opts.get("dtype", "fp32") != "fp32":
+        on.append(opts["dtype"])
     return "+".join([opts.get("backend", "torch"), *on])
+
+
+CHECKED = ("backend", "int8", "device", "compile", "int8_backend", "compile_mode", "cuda_graph",
+           "dtype")
 
 
 def bench(model: nn.Module | str, *, batches=(1,), input_size=None, threads: int | None = None,
@@ -207,12 +268,12 @@ def bench(model: nn.Module | str, *, batches=(1,), input_size=None, threads: int
     """Median and spread of ``runs`` timed forward passes (after ``warmup``) per batch size.
 
     ``opts``: ``backend`` (torch | onnxruntime), ``channels_last``, ``fuse_bn``, ``compile``,
-    ``int8``, ``int8_backend`` (x86 | fbgemm | onednn | qnnpack), ``device``,
-    ``calibration``. Weights are random (latency does not depend on them)."""
+    ``compile_mode``, ``cuda_graph``, ``dtype`` (fp32 | fp16 | bf16), ``int8``,
+    ``int8_backend`` (x86 | fbgemm | onednn | qnnpack), ``device``, ``calibration``.
+    Weights are random (latency does not depend on them)."""
     from cnnlab.models import create_model, model_info
 
-    check_options(**{k: opts[k] for k in ("backend", "int8", "device", "compile",
-                                          "int8_backend") if k in opts})
+    check_options(**{k: opts[k] for k in CHECKED if k in opts})
     name = model if isinstance(model, str) else getattr(model, "model_name",
                                                           type(model).__name__)
     if isinstance(model, str):
