@@ -45,7 +45,7 @@ PAIRS_GRAPH="resnet18 resnet50 densenet121 mobilenet_v2 shufflenet_v2_x1_0 effic
 # shellcheck disable=SC2086
 step peers_graph 90 $PY benchmarks/peers.py $PAIRS_GRAPH --device cuda --cuda-graph \
   --batches 1,8 --runs 20
-step cuda_compile 240 $PY benchmarks/cuda_latency.py resnet18 mobilenet_v2 \
+step cuda_compile 200 $PY benchmarks/cuda_latency.py resnet18 mobilenet_v2 \
   shufflenet_v2_x1_0 --batches 1 --compile --runs 30
 step int8_cpu 50 $PY benchmarks/int8.py --sweep --runs 30
 step binary_cpu 40 $PY benchmarks/binary_conv.py --rounds 5 --threads 1
