@@ -68,11 +68,10 @@ def forward(model, x, args=None):
     import torch
 
     if args is not None and (args.cuda_graph or args.compile_mode):
-        from cnnlab.deploy.bench import cuda_graph_replay
+        from cnnlab.deploy.bench import compiled, cuda_graph_replay
 
         if args.compile_mode:
-            model = torch.compile(model, mode=None if args.compile_mode == "default"
-                                  else args.compile_mode)
+            model = compiled(model, args.compile_mode)
         if args.cuda_graph:
             return cuda_graph_replay(model, x)
 

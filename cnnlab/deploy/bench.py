@@ -179,8 +179,7 @@ def make_runner(model: nn.Module, input_size, batch: int, *, backend: str = "tor
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
     if compile:
-        model = torch.compile(model, mode=None if compile_mode in (None, "default")
-                              else compile_mode)
+        model = compiled(model, compile_mode)
     if cuda_graph:
         return cuda_graph_replay(model, x), "; ".join(notes)
 
@@ -191,6 +190,18 @@ def make_runner(model: nn.Module, input_size, batch: int, *, backend: str = "tor
             return model(x)
 
     return run, "; ".join(notes)
+
+
+def compiled(model: nn.Module, mode: str | None = None) -> nn.Module:
+    """``torch.compile(model, mode=mode)``, with room for many compiled models in one process:
+    every cnnlab model runs ``ConvNet.forward``, and dynamo keeps 8 compiled versions of one
+    function by default (one per model instance); past that it would run the model eagerly,
+    and a benchmark would time eager code under a "compile" label."""
+    import torch._dynamo
+
+    cfg = torch._dynamo.config
+    cfg.cache_size_limit = max(cfg.cache_size_limit, 256)
+    return torch.compile(model, mode=None if mode in (None, "default") else mode)
 
 
 def cuda_graph_replay(model: nn.Module, x: torch.Tensor, warmup: int = 3):
@@ -210,6 +221,9 @@ def cuda_graph_replay(model: nn.Module, x: torch.Tensor, warmup: int = 3):
     def replay():
         graph.replay()
         return out
+
+    # the graph reads the weights and x where they lay at capture: they live while it does
+    replay.captured = (model, x)
 
     return replay
 
