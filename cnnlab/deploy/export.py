@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import warnings
 
 import numpy as np
@@ -23,6 +24,20 @@ EXPORT_LIMITS = {
         "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn",
         "vgg_a", "vgg_a_lrn", "vgg_b", "vgg_c", "vgg_d", "vgg_e")},
 }
+
+
+@functools.cache
+def _quantized_narrow() -> None:
+    """Teach the TorchScript exporter ``narrow`` on an int8 tensor (ShuffleNet V2's channel
+    split, :func:`cnnlab.layers.shuffle.channel_split`). Its own symbolic has no quantized
+    form, as reshape, transpose and select have, so an int8 ShuffleNet V2 failed to export.
+    Wrapped in ``quantized_args``, a Slice on the int8 values keeps the input's scale and zero
+    point, which is what PyTorch's quantized narrow computes. A float input is passed as it
+    is."""
+    from torch.onnx import symbolic_helper, symbolic_opset11
+
+    narrow = symbolic_helper.quantized_args(True, False, False, False)(symbolic_opset11.narrow)
+    torch.onnx.register_custom_op_symbolic("aten::narrow", narrow, 11)
 
 
 @contextlib.contextmanager
@@ -86,6 +101,7 @@ def _export_checked(model, path, input_size, opset, dynamic_batch, rtol, seed, f
     with atomic_path(path) as tmp:
         with warnings.catch_warnings(), _one_line_errors():
             warnings.simplefilter("ignore")
+            _quantized_narrow()
             torch.onnx.export(
                 model, (x,), str(tmp), dynamo=False, opset_version=opset,
                 input_names=["input"], output_names=["output"],
