@@ -109,9 +109,6 @@ def check_options(*, backend: str = "torch", int8: bool = False, device: str = "
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; one of {', '.join(DTYPES)}")
     dev = check_device(device)
-    if int8 and dev.type != "cpu":
-        raise ValueError(f"int8: PyTorch has no quantized kernels on {dev.type} "
-                         "(x86/fbgemm int8 runs on the CPU)")
     if int8:
         from cnnlab.deploy.quant import check_backend
 
